@@ -1,0 +1,6 @@
+/** The {@code qcow2j} command, with the conventions of {@code qemu-img} and {@code qemu-io}. */
+module io.qcow2j.cli {
+    requires io.qcow2j.engine;
+    requires info.picocli;
+    opens io.qcow2j.cli to info.picocli;
+}

@@ -1,0 +1,5 @@
+/** The qcow2 format, the metadata cache (L2 slices and refcount blocks) and the image driver. */
+module io.qcow2j.engine {
+    requires transitive io.qcow2j.ffm;
+    exports io.qcow2j.engine;
+}

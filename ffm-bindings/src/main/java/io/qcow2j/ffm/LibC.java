@@ -1,0 +1,491 @@
+package io.qcow2j.ffm;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+
+/**
+ * The libc calls qcow2j needs, each a downcall looked up once and invoked with exact types.
+ *
+ * <p>Every call that can fail captures {@code errno} through {@link Linker.Option#captureCallState} into a
+ * per-thread state segment (never one shared static segment: two threads failing at once would read each
+ * other's errno) and throws an {@link ErrnoException} naming the call, its arguments and the error.
+ * {@code EINTR} is retried. Methods taking a {@link MemorySegment} accept native segments and, for
+ * {@code pread}/{@code pwrite}, heap segments too (passed through a critical downcall, without a copy).
+ */
+public final class LibC {
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LIBC = LINKER.defaultLookup();
+    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO =
+            CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    /** Per-thread errno capture state; freed with the thread (auto arena). */
+    private static final ThreadLocal<MemorySegment> CALL_STATE =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
+
+    private static final MethodHandle OPEN;
+    private static final MethodHandle CLOSE;
+    private static final MethodHandle PREAD;
+    private static final MethodHandle PREAD_HEAP;
+    private static final MethodHandle PWRITE;
+    private static final MethodHandle PWRITE_HEAP;
+    private static final MethodHandle FDATASYNC;
+    private static final MethodHandle FSYNC;
+    private static final MethodHandle FTRUNCATE;
+    private static final MethodHandle FALLOCATE;
+    private static final MethodHandle LSEEK;
+    private static final MethodHandle FSTAT;
+    private static final MethodHandle STATX;
+    private static final MethodHandle MMAP;
+    private static final MethodHandle MUNMAP;
+    private static final MethodHandle MADVISE;
+    private static final MethodHandle SYSCONF;
+    private static final MethodHandle STRERROR;
+
+    /** The largest transfer Linux performs in one read/write call; bigger requests are split anyway. */
+    private static final long MAX_TRANSFER = 0x7ffff000L;
+    /** Heap transfers go through critical downcalls, which hold off GC; keep each one short. */
+    private static final long MAX_HEAP_TRANSFER = 1L << 20;
+
+    private static final long PAGE_SIZE;
+
+    static {
+        Platform.requireSupported();
+        OPEN = handle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+                CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+        CLOSE = handle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+        FunctionDescriptor rw = FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG);
+        PREAD = handle("pread", rw, CAPTURE_ERRNO);
+        PREAD_HEAP = handle("pread", rw, CAPTURE_ERRNO, Linker.Option.critical(true));
+        PWRITE = handle("pwrite", rw, CAPTURE_ERRNO);
+        PWRITE_HEAP = handle("pwrite", rw, CAPTURE_ERRNO, Linker.Option.critical(true));
+        FDATASYNC = handle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+        FSYNC = handle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+        FTRUNCATE = handle("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+        FALLOCATE = handle("fallocate",
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
+        LSEEK = handle("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+        FSTAT = handle("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+        STATX = handle("statx",
+                FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+        MMAP = handle("mmap",
+                FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
+                CAPTURE_ERRNO);
+        MUNMAP = handle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+        MADVISE = handle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+        SYSCONF = handle("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+        STRERROR = handle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        try {
+            PAGE_SIZE = sysconf(Platform.SC_PAGESIZE);
+        } catch (ErrnoException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private LibC() {}
+
+    private static MethodHandle handle(String name, FunctionDescriptor fd, Linker.Option... options) {
+        MemorySegment symbol = LIBC.find(name)
+                .orElseThrow(() -> new UnsupportedOperationException("libc has no symbol '" + name + "'"));
+        return LINKER.downcallHandle(symbol, fd, options);
+    }
+
+    private static MemorySegment state() {
+        return CALL_STATE.get();
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    /** Wraps a Throwable escaping invokeExact; only Errors and RuntimeExceptions can, by signature. */
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        throw new IllegalStateException("unexpected checked exception from a downcall", t);
+    }
+
+    /** The host page size, from {@code sysconf(_SC_PAGESIZE)}. */
+    public static long pageSize() {
+        return PAGE_SIZE;
+    }
+
+    /** {@code sysconf(name)}. */
+    public static long sysconf(int name) throws ErrnoException {
+        MemorySegment st = state();
+        ERRNO.set(st, 0L, 0);
+        long r;
+        try {
+            r = (long) SYSCONF.invokeExact(st, name);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r == -1 && errno(st) != 0) {
+            throw new ErrnoException("sysconf(" + name + ")", errno(st));
+        }
+        return r;
+    }
+
+    /** libc's text for an errno value, e.g. "Invalid argument". */
+    public static String strerror(int errno) {
+        try {
+            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            return s.reinterpret(4096).getString(0);
+        } catch (Throwable t) {
+            return "errno " + errno;
+        }
+    }
+
+    /** {@code open(path, flags, mode)}; returns the file descriptor. */
+    public static int open(String path, int flags, int mode) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cpath = arena.allocateFrom(path);
+            MemorySegment st = state();
+            while (true) {
+                int fd = (int) OPEN.invokeExact(st, cpath, flags, mode);
+                if (fd >= 0) {
+                    return fd;
+                }
+                int e = errno(st);
+                if (e != Errno.EINTR) {
+                    throw new ErrnoException("open(" + path + ", flags=0" + Integer.toOctalString(flags) + ")", e);
+                }
+            }
+        } catch (ErrnoException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code close(fd)}. Not retried on EINTR: on Linux the descriptor is gone either way. */
+    public static void close(int fd) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) CLOSE.invokeExact(st, fd);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw new ErrnoException("close(fd=" + fd + ")", errno(st));
+        }
+    }
+
+    /**
+     * Reads {@code dst.byteSize()} bytes at {@code offset}, looping over short reads and EINTR. Returns the
+     * number of bytes read: fewer than asked only at end of file.
+     */
+    public static long pread(int fd, MemorySegment dst, long offset) throws ErrnoException {
+        long done = 0;
+        long size = dst.byteSize();
+        boolean heap = !dst.isNative();
+        MemorySegment st = state();
+        while (done < size) {
+            long chunk = Math.min(size - done, heap ? MAX_HEAP_TRANSFER : MAX_TRANSFER);
+            MemorySegment part = dst.asSlice(done, chunk);
+            long n;
+            try {
+                n = heap ? (long) PREAD_HEAP.invokeExact(st, fd, part, chunk, offset + done)
+                         : (long) PREAD.invokeExact(st, fd, part, chunk, offset + done);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (n < 0) {
+                int e = errno(st);
+                if (e == Errno.EINTR) {
+                    continue;
+                }
+                throw new ErrnoException(
+                        "pread(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ")", e);
+            }
+            if (n == 0) {
+                break;
+            }
+            done += n;
+        }
+        return done;
+    }
+
+    /** Writes all of {@code src} at {@code offset}, looping over short writes and EINTR. */
+    public static void pwrite(int fd, MemorySegment src, long offset) throws ErrnoException {
+        long done = 0;
+        long size = src.byteSize();
+        boolean heap = !src.isNative();
+        MemorySegment st = state();
+        while (done < size) {
+            long chunk = Math.min(size - done, heap ? MAX_HEAP_TRANSFER : MAX_TRANSFER);
+            MemorySegment part = src.asSlice(done, chunk);
+            long n;
+            try {
+                n = heap ? (long) PWRITE_HEAP.invokeExact(st, fd, part, chunk, offset + done)
+                         : (long) PWRITE.invokeExact(st, fd, part, chunk, offset + done);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (n < 0) {
+                int e = errno(st);
+                if (e == Errno.EINTR) {
+                    continue;
+                }
+                throw new ErrnoException(
+                        "pwrite(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ")", e);
+            }
+            if (n == 0) {
+                // A regular file never writes nothing without an error; refuse to spin.
+                throw new ErrnoException(
+                        "pwrite(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ") wrote 0 bytes",
+                        Errno.EIO);
+            }
+            done += n;
+        }
+    }
+
+    /** {@code fdatasync(fd)}: file data and the metadata needed to read it back are on stable storage. */
+    public static void fdatasync(int fd) throws ErrnoException {
+        intCall(FDATASYNC, fd, "fdatasync");
+    }
+
+    /** {@code fsync(fd)}. */
+    public static void fsync(int fd) throws ErrnoException {
+        intCall(FSYNC, fd, "fsync");
+    }
+
+    private static void intCall(MethodHandle h, int fd, String name) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) h.invokeExact(st, fd);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (r == 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException(name + "(fd=" + fd + ")", e);
+            }
+        }
+    }
+
+    /** {@code ftruncate(fd, length)}. */
+    public static void ftruncate(int fd, long length) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) FTRUNCATE.invokeExact(st, fd, length);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (r == 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("ftruncate(fd=" + fd + ", " + length + ")", e);
+            }
+        }
+    }
+
+    /**
+     * {@code fallocate(fd, mode, offset, length)}: with {@link Platform#FALLOC_FL_PUNCH_HOLE} |
+     * {@link Platform#FALLOC_FL_KEEP_SIZE} deallocates the range (reads back zeros), with
+     * {@link Platform#FALLOC_FL_ZERO_RANGE} zeroes it. {@code EOPNOTSUPP} means the filesystem cannot.
+     */
+    public static void fallocate(int fd, int mode, long offset, long length) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) FALLOCATE.invokeExact(st, fd, mode, offset, length);
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (r == 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("fallocate(fd=" + fd + ", mode=0x" + Integer.toHexString(mode)
+                        + ", " + length + " bytes at " + offset + ")", e);
+            }
+        }
+    }
+
+    /**
+     * {@code lseek(fd, offset, whence)}. With {@link Platform#SEEK_DATA} / {@link Platform#SEEK_HOLE} an
+     * offset at or past the last data answers {@code ENXIO}; {@link #seekData} and {@link #seekHole} turn
+     * that into a value.
+     */
+    public static long lseek(int fd, long offset, int whence) throws ErrnoException {
+        MemorySegment st = state();
+        long r;
+        try {
+            r = (long) LSEEK.invokeExact(st, fd, offset, whence);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r < 0) {
+            throw new ErrnoException("lseek(fd=" + fd + ", " + offset + ", whence=" + whence + ")", errno(st));
+        }
+        return r;
+    }
+
+    /** The first offset ≥ {@code offset} holding data, or -1 if there is none before end of file. */
+    public static long seekData(int fd, long offset) throws ErrnoException {
+        try {
+            return lseek(fd, offset, Platform.SEEK_DATA);
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.ENXIO) {
+                return -1;
+            }
+            throw e;
+        }
+    }
+
+    /** The first offset ≥ {@code offset} in a hole (end of file counts as a hole), or -1 past the end. */
+    public static long seekHole(int fd, long offset) throws ErrnoException {
+        try {
+            return lseek(fd, offset, Platform.SEEK_HOLE);
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.ENXIO) {
+                return -1;
+            }
+            throw e;
+        }
+    }
+
+    /** Size and allocation facts of an open file, from {@code fstat}. */
+    public record FileStat(long size, long blockSize, long allocatedBytes, int mode) {
+        /** True for a regular file ({@code S_ISREG}). */
+        public boolean isRegularFile() {
+            return (mode & 0170000) == 0100000;
+        }
+
+        /** True for a block device ({@code S_ISBLK}). */
+        public boolean isBlockDevice() {
+            return (mode & 0170000) == 0060000;
+        }
+    }
+
+    /**
+     * {@code fstat(fd)}. The offsets of {@code st_mode}, {@code st_size}, {@code st_blksize} and
+     * {@code st_blocks} are those of x86-64's and aarch64's {@code struct stat}; {@code st_blksize} is a
+     * long on x86-64 and an int (followed by padding) on aarch64, read here as its low 32 bits on both.
+     */
+    public static FileStat fstat(int fd) throws ErrnoException {
+        boolean x86 = Platform.O_DIRECT == 040000;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(256, 16);
+            MemorySegment st = state();
+            int r = (int) FSTAT.invokeExact(st, fd, buf);
+            if (r != 0) {
+                throw new ErrnoException("fstat(fd=" + fd + ")", errno(st));
+            }
+            int mode = buf.get(JAVA_INT, x86 ? 24 : 16);
+            long size = buf.get(JAVA_LONG, 48);
+            long blksize = buf.get(JAVA_INT, 56) & 0xffffffffL;
+            long blocks = buf.get(JAVA_LONG, 64);
+            return new FileStat(size, blksize, blocks * 512, mode);
+        } catch (ErrnoException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * The direct-I/O alignment Linux reports for an open file ({@code statx} with {@code STATX_DIOALIGN},
+     * Linux 6.1+): {@code {memoryAlignment, offsetAlignment}}, or {@code null} when the kernel or the
+     * filesystem does not say (then probe, as QEMU does).
+     */
+    public static int[] directIoAlignment(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(256, 16);
+            MemorySegment empty = arena.allocateFrom("");
+            MemorySegment st = state();
+            int r = (int) STATX.invokeExact(st, fd, empty, Platform.AT_EMPTY_PATH, Platform.STATX_DIOALIGN, buf);
+            if (r != 0) {
+                return null;
+            }
+            int mask = buf.get(JAVA_INT, 0);
+            int mem = buf.get(JAVA_INT, 0x98);
+            int off = buf.get(JAVA_INT, 0x9c);
+            if ((mask & Platform.STATX_DIOALIGN) == 0 || mem == 0 || off == 0) {
+                return null;
+            }
+            return new int[] {mem, off};
+        } catch (Throwable t) {
+            return null;
+        }
+    }
+
+    /**
+     * An anonymous private mapping of {@code length} bytes ({@code MAP_NORESERVE}: pages are committed
+     * when first touched). Returns the zero-length address segment; callers give it a size and lifetime.
+     */
+    public static MemorySegment mmapAnonymous(long length) throws ErrnoException {
+        MemorySegment st = state();
+        MemorySegment addr;
+        try {
+            addr = (MemorySegment) MMAP.invokeExact(st, MemorySegment.NULL, length,
+                    Platform.PROT_READ | Platform.PROT_WRITE,
+                    Platform.MAP_PRIVATE | Platform.MAP_ANONYMOUS | Platform.MAP_NORESERVE, -1, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (addr.address() == -1L) {
+            throw new ErrnoException("mmap(anonymous, " + length + " bytes)", errno(st));
+        }
+        return addr;
+    }
+
+    /** {@code munmap(address, length)}. */
+    public static void munmap(MemorySegment address, long length) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) MUNMAP.invokeExact(st, address, length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw new ErrnoException("munmap(0x" + Long.toHexString(address.address()) + ", " + length + ")",
+                    errno(st));
+        }
+    }
+
+    /** {@code madvise(address, length, advice)}; {@code address} must be page-aligned. */
+    public static void madvise(MemorySegment address, long length, int advice) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) MADVISE.invokeExact(st, address, length, advice);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw new ErrnoException("madvise(0x" + Long.toHexString(address.address()) + ", " + length
+                    + ", advice=" + advice + ")", errno(st));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+/**
+ * libc through the Foreign Function and Memory API: file I/O (buffered or {@code O_DIRECT}), anonymous
+ * mappings released with {@code madvise(MADV_DONTNEED)}, and errno turned into typed exceptions.
+ * Knows nothing of qcow2. This is the only module that makes restricted (native) calls, so it is the only
+ * one that needs {@code --enable-native-access}.
+ */
+module io.qcow2j.ffm {
+    exports io.qcow2j.ffm;
+}

@@ -1,0 +1,5 @@
+/** A small model-based property testing harness (seeded, shrinking) and the engine's properties. */
+module io.qcow2j.proptest {
+    requires transitive io.qcow2j.engine;
+    exports io.qcow2j.proptest;
+}
