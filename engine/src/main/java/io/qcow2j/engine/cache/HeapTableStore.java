@@ -16,7 +16,7 @@ public final class HeapTableStore implements TableStore {
         this.tables = tables;
     }
 
-    static HeapTableStore allocate(long bytes) throws IOException {
+    public static HeapTableStore allocate(long bytes) throws IOException {
         if (bytes <= 0 || bytes % Long.BYTES != 0 || bytes / Long.BYTES > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("heap table store cannot hold " + bytes + " bytes (at most "
                     + ((long) (Integer.MAX_VALUE - 8) * Long.BYTES) + ", a multiple of 8)");

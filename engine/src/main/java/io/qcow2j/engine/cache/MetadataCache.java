@@ -100,7 +100,7 @@ public final class MetadataCache implements AutoCloseable {
         this.tableShift = Integer.numberOfTrailingZeros(b.tableSize);
         this.size = b.tables;
         this.store = store;
-        this.tables = store.tables();
+        this.tables = store.tables().asSlice(0, (long) b.tables * b.tableSize);
         this.overlapCheck = b.overlapCheck;
         this.corruptionListener = b.corruptionListener;
         this.offsets = new long[size];
@@ -588,6 +588,7 @@ public final class MetadataCache implements AutoCloseable {
         private int tableSize = 65536;
         private int clusterSize = 65536;
         private TableStore.Kind storeKind = TableStore.Kind.OFF_HEAP;
+        private TableStore storeInstance;
         private OverlapCheck overlapCheck = OverlapCheck.NONE;
         private CorruptionListener corruptionListener = CorruptionListener.IGNORE;
 
@@ -616,6 +617,16 @@ public final class MetadataCache implements AutoCloseable {
 
         public Builder store(TableStore.Kind storeKind) {
             this.storeKind = Objects.requireNonNull(storeKind);
+            this.storeInstance = null;
+            return this;
+        }
+
+        /**
+         * Uses a store made elsewhere (it must hold at least {@code tables × tableSize} bytes); the cache
+         * takes ownership and closes it.
+         */
+        public Builder store(TableStore store) {
+            this.storeInstance = Objects.requireNonNull(store);
             return this;
         }
 
@@ -646,7 +657,12 @@ public final class MetadataCache implements AutoCloseable {
                 throw new IllegalArgumentException(kind.label() + " cache must hold between 1 and "
                         + MAX_TABLES + " tables, not " + tables);
             }
-            TableStore store = TableStore.allocate(storeKind, (long) tables * tableSize);
+            long bytes = (long) tables * tableSize;
+            if (storeInstance != null && storeInstance.tables().byteSize() < bytes) {
+                throw new IllegalArgumentException("table store of " + storeInstance.tables().byteSize()
+                        + " bytes cannot hold " + tables + " tables of " + tableSize + " bytes");
+            }
+            TableStore store = storeInstance != null ? storeInstance : TableStore.allocate(storeKind, bytes);
             return new MetadataCache(this, store);
         }
     }

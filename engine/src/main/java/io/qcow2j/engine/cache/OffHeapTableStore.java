@@ -18,7 +18,7 @@ public final class OffHeapTableStore implements TableStore {
         this.tables = arena.segment();
     }
 
-    static OffHeapTableStore allocate(long bytes) throws IOException {
+    public static OffHeapTableStore allocate(long bytes) throws IOException {
         return new OffHeapTableStore(MappedArena.map(bytes));
     }
 

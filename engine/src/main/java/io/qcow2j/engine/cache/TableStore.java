@@ -7,8 +7,11 @@ import java.lang.foreign.MemorySegment;
  * The memory behind a cache: every table in one contiguous segment, table {@code i} at
  * {@code i * tableSize}. One allocation instead of one per table (QEMU measured ~10 MB saved for a
  * 128 MiB L2 + 32 MiB refcount configuration) and a table's index follows from its position in O(1).
+ *
+ * <p>The two stores are {@link OffHeapTableStore} and {@link HeapTableStore}; tests may supply their own
+ * (e.g. one that records what is released) through {@link MetadataCache.Builder#store(TableStore)}.
  */
-public sealed interface TableStore extends AutoCloseable permits OffHeapTableStore, HeapTableStore {
+public interface TableStore extends AutoCloseable {
 
     /** All tables, {@code tableCount * tableSize} bytes. */
     MemorySegment tables();
@@ -35,6 +38,9 @@ public sealed interface TableStore extends AutoCloseable permits OffHeapTableSto
 
     /** Allocates a store of {@code bytes} bytes; fails with an error, never an abort, if it cannot. */
     static TableStore allocate(Kind kind, long bytes) throws IOException {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("table store size must be positive: " + bytes);
+        }
         return switch (kind) {
             case OFF_HEAP -> OffHeapTableStore.allocate(bytes);
             case HEAP -> HeapTableStore.allocate(bytes);
