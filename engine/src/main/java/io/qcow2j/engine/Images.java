@@ -1,0 +1,140 @@
+package io.qcow2j.engine;
+
+import io.qcow2j.engine.format.Qcow2FormatException;
+import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Opens disk images and their backing chains.
+ *
+ * <p>A backing file name is resolved as QEMU does: an absolute name as it is, a relative one against the
+ * folder of the image that names it. Its format comes from the backing format header extension, else from
+ * probing (the qcow2 magic, else raw). A chain deeper than {@value #MAX_CHAIN_DEPTH} or one that comes
+ * back to a file already in it is refused with a one-line error.
+ */
+public final class Images {
+    /** Deeper chains are almost certainly a mistake or an attack; QEMU has no fixed limit. */
+    public static final int MAX_CHAIN_DEPTH = 64;
+    private static final int QCOW2_MAGIC = 0x514649fb;
+
+    private Images() {}
+
+    /** Opens a qcow2 image (not a raw one: qcow2j is a qcow2 engine) and its backing chain. */
+    public static Qcow2Image open(Path path, ImageOptions options) throws IOException {
+        BlockDevice dev = open(path, path.toString(), "qcow2", options, new HashSet<>(), 0);
+        return (Qcow2Image) dev;
+    }
+
+    private static BlockDevice open(Path path, String name, String format, ImageOptions options, Set<Path> chain,
+            int depth) throws IOException {
+        if (depth > MAX_CHAIN_DEPTH) {
+            throw new Qcow2FormatException(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images");
+        }
+        Path real;
+        try {
+            real = path.toRealPath();
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(name, null, depth == 0 ? "No such file or directory"
+                    : "backing file not found (No such file or directory)");
+        }
+        if (!chain.add(real)) {
+            throw new Qcow2FormatException(name + ": backing chain loops back to " + real);
+        }
+        if (Files.isDirectory(real)) {
+            throw new IOException(name + ": is a directory");
+        }
+        List<String> warnings = new ArrayList<>();
+        IoMode mode = ioMode(options);
+        if (format == null) {
+            format = probe(real);
+        }
+        if (format.equals("raw")) {
+            if (depth == 0) {
+                throw new Qcow2FormatException(name + ": not a qcow2 image (no qcow2 magic)");
+            }
+            return RawImage.open(real, name, mode);
+        }
+        if (!format.equals("qcow2")) {
+            throw new Qcow2FormatException(name + ": backing format '" + format + "' is not supported (qcow2 or raw)");
+        }
+        AlignedFile file = AlignedFile.open(real, mode, StandardOpenOption.READ);
+        if (file.fallbackReason() != null) {
+            warnings.add(name + ": " + file.fallbackReason());
+        }
+        BlockDevice backing = null;
+        Qcow2Header header;
+        try {
+            requireQcow2Magic(file, name);
+            header = Qcow2Header.read(file);
+            if (header.backingFileName().isPresent()) {
+                String backingName = header.backingFileName().get();
+                Path backingPath = resolveBacking(real, backingName, name);
+                backing = open(backingPath, backingName, header.extensions().backingFormat().orElse(null),
+                        options.toBuilder().readOnly(true).build(), chain, depth + 1);
+            }
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
+        return Qcow2Image.open(name, file, header, options, backing, warnings);
+    }
+
+    /** QEMU's rule: relative backing names are relative to the folder of the image naming them. */
+    static Path resolveBacking(Path image, String backingName, String imageName) throws Qcow2FormatException {
+        String n = backingName;
+        if (n.startsWith("file:")) {
+            n = n.substring("file:".length());
+        }
+        int colon = n.indexOf(':');
+        int slash = n.indexOf('/');
+        if (n.startsWith("json:") || (colon > 0 && (slash < 0 || colon < slash)
+                && n.substring(0, colon).matches("nbd|https?|ftps?|ssh|iscsi|rbd|gluster|nfs|vvfat|blkdebug"))) {
+            throw new Qcow2FormatException(imageName + ": backing file '" + backingName
+                    + "' uses a protocol qcow2j does not support (only local files)");
+        }
+        if (n.isEmpty()) {
+            throw new Qcow2FormatException(imageName + ": empty backing file name");
+        }
+        Path p = Path.of(n);
+        return p.isAbsolute() ? p : image.getParent().resolve(p);
+    }
+
+    private static IoMode ioMode(ImageOptions options) {
+        if (options.cacheMode() != CacheMode.NONE) {
+            return IoMode.BUFFERED;
+        }
+        return options.directFallback() ? IoMode.DIRECT_OR_BUFFERED : IoMode.DIRECT;
+    }
+
+    private static String probe(Path path) throws IOException {
+        try (AlignedFile f = AlignedFile.open(path, IoMode.BUFFERED, StandardOpenOption.READ)) {
+            return hasQcow2Magic(f) ? "qcow2" : "raw";
+        }
+    }
+
+    private static boolean hasQcow2Magic(AlignedFile f) throws IOException {
+        MemorySegment m = MemorySegment.ofArray(new byte[4]);
+        return f.read(0, m) == 4 && m.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), 0) == QCOW2_MAGIC;
+    }
+
+    private static void requireQcow2Magic(AlignedFile f, String name) throws IOException {
+        MemorySegment m = MemorySegment.ofArray(new byte[4]);
+        long n = f.read(0, m);
+        if (n < 4 || m.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), 0) != QCOW2_MAGIC) {
+            throw new Qcow2FormatException(name + ": not a qcow2 image (no qcow2 magic)");
+        }
+    }
+}
