@@ -2,4 +2,5 @@
 module io.qcow2j.engine {
     requires transitive io.qcow2j.ffm;
     exports io.qcow2j.engine;
+    exports io.qcow2j.engine.format;
 }
