@@ -135,11 +135,14 @@ class HeaderTest {
         assertThat(h.snapshotsOffset()).isPositive();
     }
 
-    /** Reads through {@link AlignedFile} and parses the bytes directly; both must agree. */
+    /** Reads through {@link AlignedFile} (buffered and direct) and parses the bytes directly; all must agree. */
     private static Qcow2Header readBothWays(Path image) throws IOException {
         Qcow2Header fromFile;
         try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED)) {
             fromFile = Qcow2Header.read(f);
+        }
+        try (AlignedFile f = AlignedFile.open(image, IoMode.DIRECT_OR_BUFFERED)) {
+            assertThat(Qcow2Header.read(f)).hasToString(fromFile.toString());
         }
         byte[] bytes = Files.readAllBytes(image);
         Qcow2Header parsed = Qcow2Header.parse(bytes, bytes.length);
