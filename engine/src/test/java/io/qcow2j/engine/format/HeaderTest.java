@@ -1,5 +1,8 @@
 package io.qcow2j.engine.format;
 
+import io.qcow2j.engine.MiniJson;
+import io.qcow2j.engine.Qemu;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.qcow2j.ffm.AlignedFile;

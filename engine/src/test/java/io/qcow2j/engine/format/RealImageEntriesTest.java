@@ -1,5 +1,7 @@
 package io.qcow2j.engine.format;
 
+import io.qcow2j.engine.Qemu;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;

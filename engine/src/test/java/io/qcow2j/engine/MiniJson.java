@@ -1,4 +1,4 @@
-package io.qcow2j.engine.format;
+package io.qcow2j.engine;
 
 import java.math.BigInteger;
 import java.util.ArrayList;
@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 /** Just enough JSON for {@code qemu-img info --output=json}: objects, arrays, strings, integers, booleans. */
-final class MiniJson {
+public final class MiniJson {
     private final String s;
     private int i;
 
@@ -15,7 +15,7 @@ final class MiniJson {
         this.s = s;
     }
 
-    static Map<String, Object> object(String json) {
+    public static Map<String, Object> object(String json) {
         MiniJson p = new MiniJson(json);
         Object v = p.value();
         p.ws();
@@ -28,7 +28,7 @@ final class MiniJson {
     }
 
     /** Follows a path of keys through nested objects; null if any is missing. */
-    static Object at(Map<String, Object> root, String... keys) {
+    public static Object at(Map<String, Object> root, String... keys) {
         Object cur = root;
         for (String k : keys) {
             if (!(cur instanceof Map<?, ?> m)) {

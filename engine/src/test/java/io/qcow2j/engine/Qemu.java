@@ -1,4 +1,4 @@
-package io.qcow2j.engine.format;
+package io.qcow2j.engine;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -9,11 +9,11 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Runs qemu-img and qemu-io, the oracle the format tests compare against. */
-final class Qemu {
+public final class Qemu {
     private Qemu() {}
 
     /** Runs a command in {@code dir}; returns stdout, fails the test on a non-zero exit. */
-    static String run(Path dir, String... command) {
+    public static String run(Path dir, String... command) {
         try {
             Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(false).start();
             p.getOutputStream().close();
@@ -37,7 +37,7 @@ final class Qemu {
     }
 
     /** {@code qemu-img create -f qcow2 [-o options] [extra...] name size}. */
-    static Path create(Path dir, String name, String options, String size, String... extra) {
+    public static Path create(Path dir, String name, String options, String size, String... extra) {
         List<String> cmd = new ArrayList<>(List.of("qemu-img", "create", "-q", "-f", "qcow2"));
         if (options != null && !options.isEmpty()) {
             cmd.add("-o");
@@ -53,7 +53,7 @@ final class Qemu {
     }
 
     /** {@code qemu-io -c command... image}. */
-    static void io(Path image, String... commands) {
+    public static void io(Path image, String... commands) {
         List<String> cmd = new ArrayList<>(List.of("qemu-io", "-f", "qcow2"));
         for (String c : commands) {
             cmd.add("-c");
@@ -63,7 +63,7 @@ final class Qemu {
         run(image.getParent(), cmd.toArray(String[]::new));
     }
 
-    static Map<String, Object> info(Path image) {
+    public static Map<String, Object> info(Path image) {
         return MiniJson.object(run(image.getParent(), "qemu-img", "info", "--output=json",
                 image.getFileName().toString()));
     }
