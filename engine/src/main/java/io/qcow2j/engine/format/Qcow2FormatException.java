@@ -17,16 +17,19 @@ public final class Qcow2FormatException extends IOException {
         super(oneLine(message));
     }
 
-    /** Replaces control characters so the message stays on one line whatever the image contained. */
+    /**
+     * Escapes control characters (and the Unicode line and paragraph separators) so the message stays on
+     * one line whatever the image contained.
+     */
     static String oneLine(String s) {
         StringBuilder b = null;
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
-            if (Character.isISOControl(c)) {
+            if (Character.isISOControl(c) || c == '\u2028' || c == '\u2029') {
                 if (b == null) {
                     b = new StringBuilder(s.length() + 8).append(s, 0, i);
                 }
-                b.append(String.format("\\x%02x", (int) c));
+                b.append(c <= 0xff ? String.format("\\x%02x", (int) c) : String.format("\\u%04x", (int) c));
             } else if (b != null) {
                 b.append(c);
             }

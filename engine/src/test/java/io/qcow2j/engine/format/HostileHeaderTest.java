@@ -195,11 +195,11 @@ class HostileHeaderTest {
         byte[] bytes = image.clone();
         ByteBuffer b = ByteBuffer.wrap(bytes);
         b.put(0x89, (byte) 9);
-        b.put(0x8a, "evil\nname\r\"x\"".getBytes(StandardCharsets.US_ASCII));
+        b.put(0x8a, "evil\nname\r\"x\"\u2028".getBytes(StandardCharsets.UTF_8));
         b.putLong(72, 1L << 9);
         assertThatThrownBy(() -> Qcow2Header.parse(bytes, bytes.length))
                 .isExactlyInstanceOf(Qcow2FormatException.class)
-                .hasMessageContaining("bit 9 (\"evil\\x0aname\\x0d\\\"x\\\"")
+                .hasMessageContaining("bit 9 (\"evil\\x0aname\\x0d\\\"x\\\"\\u2028\")")
                 .message().doesNotContain("\n", "\r");
     }
 

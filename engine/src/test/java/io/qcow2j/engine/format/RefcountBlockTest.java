@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -34,7 +35,7 @@ class RefcountBlockTest {
             assertThat(RefcountBlock.get(block, i, order)).isEqualTo(v);
         }
         byte[] expected = bitModel(model, width);
-        assertThat(block.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).isEqualTo(expected);
+        assertThat(block.toArray(ValueLayout.JAVA_BYTE)).isEqualTo(expected);
         for (int i = 0; i < entries; i++) {
             assertThat(RefcountBlock.get(block, i, order)).as("entry %d", i).isEqualTo(model[i]);
         }
@@ -75,19 +76,19 @@ class RefcountBlockTest {
         RefcountBlock.set(b, 0, 0, 1);
         RefcountBlock.set(b, 3, 0, 1);
         RefcountBlock.set(b, 9, 0, 1);
-        assertThat(b.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).startsWith((byte) 0b1001, (byte) 0b10);
+        assertThat(b.toArray(ValueLayout.JAVA_BYTE)).startsWith((byte) 0b1001, (byte) 0b10);
 
         b = MemorySegment.ofArray(new byte[8]);
         RefcountBlock.set(b, 1, 1, 3); // 2-bit entry 1 = bits 2..3 of byte 0
         RefcountBlock.set(b, 5, 2, 0xa); // 4-bit entry 5 = high nibble of byte 2
-        assertThat(b.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).startsWith((byte) 0x0c, (byte) 0, (byte) 0xa0);
+        assertThat(b.toArray(ValueLayout.JAVA_BYTE)).startsWith((byte) 0x0c, (byte) 0, (byte) 0xa0);
 
         b = MemorySegment.ofArray(new byte[8]);
         RefcountBlock.set(b, 1, 4, 0x1234);
-        assertThat(b.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).startsWith((byte) 0, (byte) 0, (byte) 0x12, (byte) 0x34);
+        assertThat(b.toArray(ValueLayout.JAVA_BYTE)).startsWith((byte) 0, (byte) 0, (byte) 0x12, (byte) 0x34);
         RefcountBlock.set(b, 1, 5, 0xdeadbeefL);
         assertThat(RefcountBlock.get(b, 1, 5)).isEqualTo(0xdeadbeefL);
-        assertThat(b.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).endsWith((byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef);
+        assertThat(b.toArray(ValueLayout.JAVA_BYTE)).endsWith((byte) 0xde, (byte) 0xad, (byte) 0xbe, (byte) 0xef);
         RefcountBlock.set(b, 0, 6, -2L);
         assertThat(RefcountBlock.get(b, 0, 6)).isEqualTo(-2L);
     }

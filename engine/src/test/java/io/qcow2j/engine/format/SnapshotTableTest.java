@@ -12,6 +12,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -86,19 +87,19 @@ class SnapshotTableTest {
 
         byte[] longName = file.clone();
         ByteBuffer.wrap(longName).putShort(t + 14, (short) 0xffff);
-        byte[] cut = java.util.Arrays.copyOf(longName, t + 40 + 24 + 1 + 5);
+        byte[] cut = Arrays.copyOf(longName, t + 40 + 24 + 1 + 5);
         assertThatThrownBy(() -> parse(cut, h))
                 .isExactlyInstanceOf(Qcow2FormatException.class)
                 .hasMessageContaining("entry 0 at offset " + Be.hex(t + 40) + " (65560 bytes) runs past end of file");
 
-        byte[] header = java.util.Arrays.copyOf(file, t + 20);
+        byte[] header = Arrays.copyOf(file, t + 20);
         assertThatThrownBy(() -> parse(header, h)).hasMessageContaining("entry 0 at offset " + Be.hex(t)
                 + " (40 bytes) runs past end of file");
 
         // The header claims a second snapshot the table does not hold.
         ByteBuffer.wrap(file).putInt(60, 2);
         Qcow2Header two = Qcow2Header.parse(file, file.length + 4096L);
-        byte[] table = java.util.Arrays.copyOf(file, (int) (t + 40 + 24 + 1 + 5 + 4));
+        byte[] table = Arrays.copyOf(file, t + 40 + 24 + 1 + 5 + 4);
         assertThatThrownBy(() -> parse(table, two)).hasMessageContaining("entry 1 at offset");
 
         // Snapshot L1 tables are checked when asked, as QEMU checks them when it uses them.
