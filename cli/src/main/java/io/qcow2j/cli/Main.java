@@ -2,12 +2,19 @@ package io.qcow2j.cli;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.NoSuchFileException;
 import java.util.Properties;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** Entry point of the {@code qcow2j} command. Subcommands follow {@code qemu-img} / {@code qemu-io}. */
+/**
+ * Entry point of the {@code qcow2j} command. Subcommands follow {@code qemu-img} / {@code qemu-io}: their
+ * names, options, output and exit codes. Errors are one line on stderr ({@code qcow2j: …}) and exit status 1;
+ * {@code --debug} (or {@code QCOW2J_DEBUG=1}) adds the stack trace.
+ */
 @Command(
         name = "qcow2j",
         mixinStandardHelpOptions = true,
@@ -19,6 +26,10 @@ public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    @CommandLine.Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT, hidden = true,
+            description = "Print stack traces of errors.")
+    static boolean debug = "1".equals(System.getenv("QCOW2J_DEBUG"));
+
     public static void main(String[] args) {
         System.exit(run(args));
     }
@@ -26,12 +37,53 @@ public final class Main implements Runnable {
     /** Runs the command line and returns the exit status; used by tests without starting a JVM. */
     public static int run(String... args) {
         CommandLine cmd = new CommandLine(new Main());
+        cmd.setExecutionExceptionHandler(Main::onError);
+        cmd.setParameterExceptionHandler(Main::onBadArguments);
         return cmd.execute(args);
     }
 
     @Override
     public void run() {
         spec.commandLine().usage(System.out);
+    }
+
+    /** A failing command: one line naming the problem, exit 1 (as qemu-img). */
+    private static int onError(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
+        PrintWriter err = cmd.getErr();
+        err.println("qcow2j: " + describe(e));
+        if (debug) {
+            e.printStackTrace(err);
+        }
+        err.flush();
+        return 1;
+    }
+
+    private static int onBadArguments(CommandLine.ParameterException e, String[] args) {
+        PrintWriter err = e.getCommandLine().getErr();
+        err.println("qcow2j: " + e.getMessage());
+        err.println("Try 'qcow2j " + (e.getCommandLine().getCommandName().equals("qcow2j") ? ""
+                : e.getCommandLine().getCommandName() + " ") + "--help' for more information.");
+        if (debug) {
+            e.printStackTrace(err);
+        }
+        err.flush();
+        return 1;
+    }
+
+    /** The message a user should see for an exception: no class names unless there is nothing else. */
+    static String describe(Throwable e) {
+        if (e instanceof NoSuchFileException n) {
+            return "Could not open '" + n.getFile() + "': " + (n.getReason() != null ? n.getReason()
+                    : "No such file or directory");
+        }
+        if (e instanceof AccessDeniedException a) {
+            return "Could not open '" + a.getFile() + "': Permission denied";
+        }
+        String m = e.getMessage();
+        if (m == null || m.isBlank()) {
+            return e.getClass().getSimpleName();
+        }
+        return m.replace('\n', ' ');
     }
 
     /** Prints the version the way {@code qemu-img --version} does: name and version first. */
