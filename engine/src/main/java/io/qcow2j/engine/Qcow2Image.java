@@ -181,12 +181,7 @@ public final class Qcow2Image implements BlockDevice {
         long pos = 0;
         while (pos < len) {
             long guest = offset + pos;
-            lock.lock();
-            try {
-                map(guest, len - pos, ext);
-            } finally {
-                lock.unlock();
-            }
+            mapLocked(guest, len - pos, ext);
             MemorySegment part = dst.asSlice(pos, ext.bytes);
             switch (ext.type) {
                 case NORMAL -> readHost(ext.host, part);
@@ -233,6 +228,23 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     /**
+     * {@link #map} under the metadata lock. Corrupt metadata is a corruption event (remembered in
+     * {@link #warnings()}) and a one-line error naming the image.
+     */
+    private void mapLocked(long guest, long max, Extent ext) throws IOException {
+        lock.lock();
+        try {
+            map(guest, max, ext);
+        } catch (Qcow2FormatException e) {
+            signalCorruption(e.getMessage());
+            throw e.getMessage().startsWith(filename + ": ") ? e
+                    : new Qcow2FormatException(filename + ": " + e.getMessage());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
      * Maps the guest bytes from {@code guest} (at most {@code max}) to one extent of uniform type, within
      * one L2 slice. Holds the metadata lock.
      */
@@ -248,10 +260,8 @@ public final class Qcow2Image implements BlockDevice {
             return;
         }
         if (l2Offset > fileSize - clusterSize) {
-            String msg = "L2 table offset 0x" + Long.toHexString(l2Offset) + " (L1 index " + l1Index
-                    + ") is past the end of the file";
-            signalCorruption(msg);
-            throw new Qcow2FormatException(filename + ": " + msg);
+            throw new Qcow2FormatException("L2 table offset 0x" + Long.toHexString(l2Offset) + " (L1 index "
+                    + l1Index + ") is past the end of the file");
         }
         int l2Index = g.l2Index(guest);
         int inSlice = l2Index & (sliceEntries - 1);
@@ -318,12 +328,7 @@ public final class Qcow2Image implements BlockDevice {
     public BlockStatus blockStatus(long offset, long maxLength) throws IOException {
         Ranges.check(offset, maxLength, header.size(), filename);
         Extent ext = new Extent();
-        lock.lock();
-        try {
-            map(offset, maxLength, ext);
-        } finally {
-            lock.unlock();
-        }
+        mapLocked(offset, maxLength, ext);
         SubclusterType t = ext.type;
         boolean compressed = t == SubclusterType.COMPRESSED;
         return new BlockStatus(offset, ext.bytes, !t.readsBacking(), t.readsZeros(), t.hasData(), compressed,
