@@ -1,5 +1,6 @@
 package io.qcow2j.engine.cache;
 
+import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.ffm.Errno;
 import io.qcow2j.ffm.ErrnoException;
 import java.io.IOException;
@@ -276,6 +277,28 @@ public final class MetadataCache implements AutoCloseable {
         Objects.checkIndex(table, size);
         Objects.checkIndex(i, tableSize >>> 3);
         return ((long) table << tableShift) + ((long) i << 3);
+    }
+
+    /**
+     * Refcount entry {@code i} of a refcount block ({@code refcount_order} 0..6: widths 1 to 64 bits,
+     * unsigned; a 64-bit count above {@code Long.MAX_VALUE} comes back negative).
+     */
+    public long refcount(int table, long i, int refcountOrder) {
+        return RefcountBlock.get(tables, refcountBase(table, i, refcountOrder), i, refcountOrder);
+    }
+
+    /** Sets refcount entry {@code i}; the caller marks the table dirty. Refuses values the width cannot hold. */
+    public void setRefcount(int table, long i, int refcountOrder, long value) {
+        RefcountBlock.set(tables, refcountBase(table, i, refcountOrder), i, refcountOrder, value);
+    }
+
+    private long refcountBase(int table, long i, int refcountOrder) {
+        Objects.checkIndex(table, size);
+        if (refcountOrder < 0 || refcountOrder > 6) {
+            throw new IllegalArgumentException("refcount_order " + refcountOrder + " out of range (0..6)");
+        }
+        Objects.checkIndex(i, ((long) tableSize << 3) >>> refcountOrder);
+        return (long) table << tableShift;
     }
 
     /** The image offset of the table a handle refers to. */

@@ -32,14 +32,22 @@ public final class RefcountBlock {
 
     /** Entry {@code index} of {@code block}. */
     public static long get(MemorySegment block, long index, int refcountOrder) {
+        return get(block, 0, index, refcountOrder);
+    }
+
+    /**
+     * Entry {@code index} of the block that starts at byte {@code base} of {@code tables} (a cache's table
+     * store, without making a slice per access).
+     */
+    public static long get(MemorySegment tables, long base, long index, int refcountOrder) {
         return switch (refcountOrder) {
-            case 0 -> (block.get(ValueLayout.JAVA_BYTE, index >>> 3) >>> (index & 7)) & 0x1;
-            case 1 -> (block.get(ValueLayout.JAVA_BYTE, index >>> 2) >>> ((index & 3) << 1)) & 0x3;
-            case 2 -> (block.get(ValueLayout.JAVA_BYTE, index >>> 1) >>> ((index & 1) << 2)) & 0xf;
-            case 3 -> block.get(ValueLayout.JAVA_BYTE, index) & 0xffL;
-            case 4 -> block.get(Be.U16, index << 1) & 0xffffL;
-            case 5 -> block.get(Be.U32, index << 2) & 0xffff_ffffL;
-            case 6 -> block.get(Be.U64, index << 3);
+            case 0 -> (tables.get(ValueLayout.JAVA_BYTE, base + (index >>> 3)) >>> (index & 7)) & 0x1;
+            case 1 -> (tables.get(ValueLayout.JAVA_BYTE, base + (index >>> 2)) >>> ((index & 3) << 1)) & 0x3;
+            case 2 -> (tables.get(ValueLayout.JAVA_BYTE, base + (index >>> 1)) >>> ((index & 1) << 2)) & 0xf;
+            case 3 -> tables.get(ValueLayout.JAVA_BYTE, base + index) & 0xffL;
+            case 4 -> tables.get(Be.U16, base + (index << 1)) & 0xffffL;
+            case 5 -> tables.get(Be.U32, base + (index << 2)) & 0xffff_ffffL;
+            case 6 -> tables.get(Be.U64, base + (index << 3));
             default -> throw badOrder(refcountOrder);
         };
     }
@@ -51,18 +59,23 @@ public final class RefcountBlock {
      * @throws IllegalArgumentException if {@code value} (unsigned) exceeds {@link #maxValue}
      */
     public static void set(MemorySegment block, long index, int refcountOrder, long value) {
+        set(block, 0, index, refcountOrder, value);
+    }
+
+    /** As {@link #set(MemorySegment, long, int, long)} for the block at byte {@code base} of {@code tables}. */
+    public static void set(MemorySegment tables, long base, long index, int refcountOrder, long value) {
         if (Long.compareUnsigned(value, maxValue(refcountOrder)) > 0) {
             throw new IllegalArgumentException("refcount " + Long.toUnsignedString(value) + " does not fit "
                     + (1 << refcountOrder) + " bits");
         }
         switch (refcountOrder) {
-            case 0 -> setPacked(block, index >>> 3, (int) (index & 7), 0x1, value);
-            case 1 -> setPacked(block, index >>> 2, (int) ((index & 3) << 1), 0x3, value);
-            case 2 -> setPacked(block, index >>> 1, (int) ((index & 1) << 2), 0xf, value);
-            case 3 -> block.set(ValueLayout.JAVA_BYTE, index, (byte) value);
-            case 4 -> block.set(Be.U16, index << 1, (short) value);
-            case 5 -> block.set(Be.U32, index << 2, (int) value);
-            case 6 -> block.set(Be.U64, index << 3, value);
+            case 0 -> setPacked(tables, base + (index >>> 3), (int) (index & 7), 0x1, value);
+            case 1 -> setPacked(tables, base + (index >>> 2), (int) ((index & 3) << 1), 0x3, value);
+            case 2 -> setPacked(tables, base + (index >>> 1), (int) ((index & 1) << 2), 0xf, value);
+            case 3 -> tables.set(ValueLayout.JAVA_BYTE, base + index, (byte) value);
+            case 4 -> tables.set(Be.U16, base + (index << 1), (short) value);
+            case 5 -> tables.set(Be.U32, base + (index << 2), (int) value);
+            case 6 -> tables.set(Be.U64, base + (index << 3), value);
             default -> throw badOrder(refcountOrder);
         }
     }

@@ -447,6 +447,43 @@ class MetadataCacheTest {
                 .doesNotContain("qcow2j-cache-cleaner");
     }
 
+    @ParameterizedTest
+    @EnumSource(TableStore.Kind.class)
+    void refcountEntriesOfEveryWidthRoundTripThroughTheFile(TableStore.Kind store) throws IOException {
+        for (int order = 0; order <= 6; order++) {
+            MemoryFile f = new MemoryFile();
+            long entries = (8L * 512) >>> order;
+            try (MetadataCache c = MetadataCache.builder(CacheKind.REFCOUNT_BLOCK, f).tables(2).tableSize(512)
+                    .clusterSize(512).store(store).build()) {
+                int t = c.getEmpty(512);
+                java.util.SplittableRandom rnd = new java.util.SplittableRandom(order);
+                long[] model = new long[(int) entries];
+                long max = order == 6 ? -1L : (1L << (1 << order)) - 1;
+                for (int k = 0; k < 3 * entries; k++) {
+                    int i = rnd.nextInt((int) entries);
+                    long v = order == 6 ? rnd.nextLong() : rnd.nextLong(max + 1);
+                    c.setRefcount(t, i, order, v);
+                    model[i] = v;
+                }
+                int o = order;
+                assertThatThrownBy(() -> c.refcount(t, entries, o)).isInstanceOf(IndexOutOfBoundsException.class);
+                if (order < 6) {
+                    assertThatThrownBy(() -> c.setRefcount(t, 0, o, max + 1))
+                            .isInstanceOf(IllegalArgumentException.class);
+                }
+                c.markDirty(t);
+                c.put(t);
+                c.flush();
+                c.empty();
+                int u = c.get(512);
+                for (int i = 0; i < entries; i++) {
+                    assertThat(c.refcount(u, i, order)).as("order %d entry %d", order, i).isEqualTo(model[i]);
+                }
+                c.put(u);
+            }
+        }
+    }
+
     static byte[] filled(byte b) {
         byte[] a = new byte[T];
         java.util.Arrays.fill(a, b);
