@@ -328,12 +328,16 @@ class HarnessTest {
 
     @Test
     void actionsWhosePreconditionNoLongerHoldsAreSkippedOnReplay() {
-        AtomicInteger popsOnEmpty = new AtomicInteger();
-        PropertyFailure f = failureOf(stack("buggy stack", true, popsOnEmpty));
-        assertThat(popsOnEmpty).as("shrinking removed pushes; the pops after them must have been skipped").hasValue(0);
-        assertThat(f.failure()).isInstanceOf(AssertionError.class);
-        assertThat(f.shrunkActions()).hasSize(4).endsWith("pop()");
-        assertThat(f.shrunkActions().subList(0, 3)).allMatch(a -> a.startsWith("push("));
+        for (long seed = 1; seed <= 30; seed++) {
+            AtomicInteger popsOnEmpty = new AtomicInteger();
+            // long sequences with many pops: shrinking surely removes pushes that later pops relied on
+            PropertyFailure f = failureOf(stack("buggy stack", true, popsOnEmpty).minActions(40).maxActions(60)
+                    .seed(seed).out(nullStream()));
+            assertThat(popsOnEmpty).as("seed %d: the pops after removed pushes must have been skipped", seed).hasValue(0);
+            assertThat(f.failure()).isInstanceOf(AssertionError.class);
+            assertThat(f.shrunkActions()).as("seed %d", seed).hasSize(4).endsWith("pop()");
+            assertThat(f.shrunkActions().subList(0, 3)).allMatch(a -> a.startsWith("push("));
+        }
     }
 
     @Test
@@ -409,6 +413,10 @@ class HarnessTest {
         assertThat(atFailure.passed()).isFalse();
         // only the sequences run count, not the replays made while shrinking
         assertThat(atFailure.actions()).isLessThanOrEqualTo(30L * atFailure.sequences());
+        Result lru = failureOf(LruActions.property("labels on failure", ToyLru.Bug.EVICTS_MOST_RECENT).minActions(40)).result();
+        assertThat(lru.count("insert") + lru.count("update")).as("labels of shrink replays are not counted")
+                .isEqualTo(lru.actionCount("put"));
+        assertThat(lru.count("hit") + lru.count("miss")).isEqualTo(lru.actionCount("get"));
     }
 
     // ------------------------------------------------------------------------------------ (f) invariants
