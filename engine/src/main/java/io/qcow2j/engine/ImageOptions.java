@@ -25,7 +25,8 @@ import java.util.Objects;
  * @param directFallback       with {@code cache=none}: fall back to buffered I/O (reported) where the
  *                             filesystem refuses {@code O_DIRECT}, instead of failing as QEMU does
  * @param tableStore           where the metadata caches keep their tables: off-heap (default) or heap
- * @param readOnly             open without write access
+ * @param readOnly             open without write access (the default: ask for writes with {@code readOnly(false)}
+ *                             or {@code read-only=off})
  * @param filename             {@code file.filename} from {@code --image-opts}, or null
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
@@ -197,7 +198,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private CacheMode cacheMode = CacheMode.WRITEBACK;
         private boolean directFallback;
         private TableStore.Kind tableStore = TableStore.Kind.OFF_HEAP;
-        private boolean readOnly;
+        private boolean readOnly = true;
         private String filename;
 
         private Builder() {}

@@ -70,7 +70,8 @@ public final class Images {
         if (!format.equals("qcow2")) {
             throw new Qcow2FormatException(name + ": backing format '" + format + "' is not supported (qcow2 or raw)");
         }
-        AlignedFile file = AlignedFile.open(real, mode, StandardOpenOption.READ);
+        AlignedFile file = options.readOnly() ? AlignedFile.open(real, mode, StandardOpenOption.READ)
+                : AlignedFile.open(real, mode, StandardOpenOption.READ, StandardOpenOption.WRITE);
         if (file.fallbackReason() != null) {
             warnings.add(name + ": " + file.fallbackReason());
         }

@@ -14,6 +14,7 @@ import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.format.SubclusterBitmap;
 import io.qcow2j.engine.format.SubclusterType;
 import io.qcow2j.ffm.AlignedFile;
 import java.io.IOException;
@@ -24,8 +25,12 @@ import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.HashSet;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * An open qcow2 image (read side). Every L2 lookup goes through the L2 cache (in slices of
@@ -47,7 +52,8 @@ public final class Qcow2Image implements BlockDevice {
     private final Qcow2Header header;
     private final Geometry g;
     private final int clusterSize;
-    private final long fileSize;
+    /** End of the image as far as this process knows: the file size at open, or the end of the last allocation. */
+    private volatile long fileSize;
     /** The active L1 table, read at open (≤ 32 MiB by the header's validation). */
     private final long[] l1;
     private final MetadataCache l2Cache;
@@ -62,9 +68,27 @@ public final class Qcow2Image implements BlockDevice {
     private final int wordsPerEntry;
     private final List<String> warnings = new CopyOnWriteArrayList<>();
     private volatile String corruption;
+    private volatile boolean closed;
+
+    // Write side. Guarded by lock unless noted.
+    /** Whether writes are allowed; cleared (for good) by a corruption event. */
+    private volatile boolean writable;
+    private final Refcounts refcounts;
+    /** The image file as the caches see it; every fdatasync goes through it and is counted. */
+    private final AlignedTableFile tableFile;
+    private final HeaderWriter headerWriter;
+    /**
+     * Requests hold the read side for their whole duration; requests that free clusters (discard, write
+     * zeroes) hold the write side, so no read or write is using a cluster while it is freed and reused.
+     */
+    private final ReentrantReadWriteLock ioLock = new ReentrantReadWriteLock();
+    /** Guest clusters whose new host cluster is being written and not yet linked into the L2 table. */
+    private final Set<Long> allocating = new HashSet<>();
+    private final Condition allocationLinked = lock.newCondition();
 
     private Qcow2Image(String filename, AlignedFile file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
-            MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize) {
+            MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
+            AlignedTableFile tableFile) {
         this.filename = filename;
         this.file = file;
         this.header = header;
@@ -79,6 +103,11 @@ public final class Qcow2Image implements BlockDevice {
         this.wordsPerEntry = g.extendedL2() ? 2 : 1;
         this.sliceEntries = l2Cache.tableSize() / g.l2EntrySize();
         this.sliceShift = Integer.numberOfTrailingZeros(sliceEntries);
+        this.tableFile = tableFile;
+        this.headerWriter = new HeaderWriter(file, tableFile, header);
+        this.refcounts = new Refcounts(file, tableFile, g, refcountCache, l2Cache, headerWriter, refcountTable,
+                header.refcountTableOffset(), (int) header.refcountTableClusters());
+        this.writable = !options.readOnly();
         this.cleaner = options.cacheCleanInterval() > 0
                 ? CacheCleaner.start(Duration.ofSeconds(options.cacheCleanInterval()), lock, l2Cache, refcountCache)
                 : null;
@@ -101,7 +130,7 @@ public final class Qcow2Image implements BlockDevice {
             long[] l1 = readL1(file, header);
             CacheSizes sizes = CacheSizes.resolve(options.l2CacheSize(), options.refcountCacheSize(),
                     options.cacheSize(), options.l2CacheEntrySize(), g.clusterSize(), header.size(), g.l2EntrySize());
-            AlignedTableFile tables = new AlignedTableFile(file);
+            AlignedTableFile tables = new AlignedTableFile(file, options.cacheMode() != CacheMode.UNSAFE);
             Qcow2Image[] self = new Qcow2Image[1];
             l2 = MetadataCache.builder(CacheKind.L2_TABLE, tables).tables(sizes.l2Tables())
                     .tableSize(sizes.l2EntrySize()).clusterSize(g.clusterSize()).store(options.tableStore())
@@ -111,7 +140,18 @@ public final class Qcow2Image implements BlockDevice {
                     .tableSize(g.clusterSize()).clusterSize(g.clusterSize()).store(options.tableStore())
                     .overlapCheck(OverlapCheck.NONE)
                     .corruptionListener((kind, offset, message) -> self[0].signalCorruption(message)).build();
-            Qcow2Image img = new Qcow2Image(filename, file, header, l1, l2, rc, backing, options, fileSize);
+            if (!options.readOnly() && header.isCorrupt()) {
+                throw new Qcow2FormatException(filename + ": the image is marked corrupt and cannot be opened"
+                        + " read/write (run 'qemu-img check -r all' on it)");
+            }
+            if (!options.readOnly() && header.isDirty()) {
+                throw new Qcow2FormatException(filename + ": the image is dirty (lazy refcounts after an unclean"
+                        + " close); qcow2j cannot repair it yet: run 'qemu-img check -r all' on it first");
+            }
+            long[] refcountTable = Refcounts.readTable(file, header.refcountTableOffset(),
+                    header.refcountTableClusters(), g.clusterSize());
+            Qcow2Image img = new Qcow2Image(filename, file, header, l1, l2, rc, backing, options, fileSize,
+                    refcountTable, tables);
             self[0] = img;
             img.warnings.addAll(openWarnings);
             if (header.isCorrupt()) {
@@ -153,10 +193,26 @@ public final class Qcow2Image implements BlockDevice {
         return l1;
     }
 
-    /** QEMU's corruption event: remembered, reported through {@link #warnings()}; the image stays read-only. */
+    /**
+     * QEMU's corruption event: remembered and reported through {@link #warnings()}; a writable image is
+     * marked corrupt in its header and becomes read-only, so no write can spread the damage.
+     */
     private void signalCorruption(String message) {
-        if (corruption == null) {
-            corruption = message;
+        if (corruption != null) {
+            return;
+        }
+        corruption = message;
+        if (writable) {
+            writable = false;
+            try {
+                headerWriter.setIncompatible(Qcow2Header.INCOMPAT_CORRUPT, true);
+                warnings.add(filename + ": marking image as corrupt: " + message
+                        + "; further corruption events will be suppressed");
+            } catch (IOException e) {
+                warnings.add(filename + ": corruption detected (" + message + "), and marking the image corrupt"
+                        + " failed: " + e.getMessage());
+            }
+        } else {
             warnings.add(filename + ": corruption detected: " + message);
         }
     }
@@ -175,8 +231,18 @@ public final class Qcow2Image implements BlockDevice {
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
+        Ranges.check(offset, dst.byteSize(), header.size(), filename);
+        ioLock.readLock().lock();
+        try {
+            readGuest(offset, dst);
+        } finally {
+            ioLock.readLock().unlock();
+        }
+    }
+
+    /** The read itself, for callers that already hold the I/O lock (copy-on-write reads too). */
+    private void readGuest(long offset, MemorySegment dst) throws IOException {
         long len = dst.byteSize();
-        Ranges.check(offset, len, header.size(), filename);
         Extent ext = new Extent();
         long pos = 0;
         while (pos < len) {
@@ -335,6 +401,393 @@ public final class Qcow2Image implements BlockDevice {
                 compressed ? -1 : ext.host);
     }
 
+    // ---------------------------------------------------------------- writing
+
+    /** Whether the image accepts writes: opened with {@code readOnly(false)} and no corruption found since. */
+    public boolean isWritable() {
+        return writable;
+    }
+
+    private void requireWritable() throws IOException {
+        if (!writable) {
+            throw new IOException(filename + ": image is read-only"
+                    + (corruption != null ? " (corruption found: " + corruption + ")" : ""));
+        }
+    }
+
+    /** What one step of a write does: a run of clusters within one L2 slice, written in place or anew. */
+    private static final class WritePlan {
+        /** Guest offset of the first cluster of the run. */
+        long clusterStart;
+        int clusters;
+        /** Guest bytes of the request this step covers, from the request's offset. */
+        long bytes;
+        /** Host offset of the first cluster of the run. */
+        long host;
+        /** The host clusters were allocated for this step (and must be linked, or freed on failure). */
+        boolean fresh;
+        /** Guest range written to the host clusters: the request plus copy-on-write head and tail. */
+        long windowStart;
+        long windowEnd;
+        /** L2 entries (and extended L2 bitmaps) must change after the data is written. */
+        boolean link;
+        long[] oldEntries;
+        long[] oldBitmaps;
+    }
+
+    /**
+     * Writes {@code src} at guest offset {@code offset}. Clusters that are not allocated, read as zeros, are
+     * compressed or are shared with a snapshot get new host clusters (with the rest of the cluster copied
+     * from what it read before); the others are written in place. Data is written outside the metadata lock;
+     * two writers never allocate the same guest cluster twice.
+     */
+    public void write(long offset, MemorySegment src) throws IOException {
+        Ranges.check(offset, src.byteSize(), header.size(), filename);
+        requireWritable();
+        ioLock.readLock().lock();
+        try {
+            long pos = 0;
+            long len = src.byteSize();
+            while (pos < len) {
+                pos += writeStep(offset + pos, src.asSlice(pos));
+            }
+        } finally {
+            ioLock.readLock().unlock();
+        }
+        if (options.cacheMode() == CacheMode.WRITETHROUGH) {
+            flush();
+        }
+    }
+
+    private long writeStep(long guest, MemorySegment src) throws IOException {
+        int cb = g.clusterBits();
+        long first = guest >>> cb;
+        WritePlan plan;
+        lock.lock();
+        try {
+            while (allocating.contains(first)) {
+                allocationLinked.awaitUninterruptibly();
+            }
+            requireWritable();
+            plan = planWrite(guest, src.byteSize());
+            if (plan.fresh) {
+                for (int k = 0; k < plan.clusters; k++) {
+                    allocating.add(first + k);
+                }
+            }
+        } catch (Qcow2FormatException e) {
+            throw corrupted(e);
+        } finally {
+            lock.unlock();
+        }
+        boolean copied;
+        try {
+            copied = writeData(plan, guest, src.asSlice(0, plan.bytes));
+        } catch (IOException | RuntimeException e) {
+            lock.lock();
+            try {
+                if (plan.fresh) {
+                    refcounts.free(plan.host, (long) plan.clusters << cb);
+                }
+            } catch (IOException | RuntimeException free) {
+                e.addSuppressed(free);
+            } finally {
+                release(plan, first);
+                lock.unlock();
+            }
+            throw e;
+        }
+        if (plan.link) {
+            lock.lock();
+            try {
+                link(plan, guest, copied);
+            } catch (Qcow2FormatException e) {
+                throw corrupted(e);
+            } finally {
+                release(plan, first);
+                lock.unlock();
+            }
+        }
+        return plan.bytes;
+    }
+
+    private void release(WritePlan plan, long first) {
+        if (plan.fresh) {
+            for (int k = 0; k < plan.clusters; k++) {
+                allocating.remove(first + k);
+            }
+            allocationLinked.signalAll();
+        }
+    }
+
+    private Qcow2FormatException corrupted(Qcow2FormatException e) {
+        signalCorruption(e.getMessage());
+        return e.getMessage().startsWith(filename + ": ") ? e : new Qcow2FormatException(filename + ": " + e.getMessage());
+    }
+
+    /**
+     * Writes the plan's window: the request's bytes, and around them (copy-on-write) the bytes the guest
+     * reads there now. Returns whether anything was copied.
+     */
+    private boolean writeData(WritePlan plan, long guest, MemorySegment src) throws IOException {
+        long hostAt = plan.host + (plan.windowStart - plan.clusterStart);
+        long head = guest - plan.windowStart;
+        long tail = plan.windowEnd - (guest + plan.bytes);
+        if (head == 0 && tail == 0) {
+            file.write(hostAt, src);
+            return false;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(plan.windowEnd - plan.windowStart, 4096);
+            if (head > 0) {
+                readGuest(plan.windowStart, buf.asSlice(0, head));
+            }
+            MemorySegment.copy(src, 0, buf, head, plan.bytes);
+            if (tail > 0) {
+                readGuest(guest + plan.bytes, buf.asSlice(head + plan.bytes, tail));
+            }
+            file.write(hostAt, buf);
+        }
+        return true;
+    }
+
+    /** Decides the next write step. Holds the metadata lock. */
+    private WritePlan planWrite(long guest, long max) throws IOException {
+        int cb = g.clusterBits();
+        int cs = clusterSize;
+        int l1Index = (int) g.l1Index(guest);
+        long l2Offset = ensureL2Table(l1Index);
+        int l2Index = g.l2Index(guest);
+        int inSlice = l2Index & (sliceEntries - 1);
+        long sliceOffset = l2Offset + ((long) (l2Index >>> sliceShift) * l2Cache.tableSize());
+        long inCluster = guest & (cs - 1);
+        long limit = Math.min(max, ((long) (sliceEntries - inSlice) << cb) - inCluster);
+        WritePlan p = new WritePlan();
+        p.clusterStart = guest - inCluster;
+        int slot = l2Cache.get(sliceOffset);
+        try {
+            long entry = l2Cache.word(slot, inSlice * wordsPerEntry);
+            if (g.extendedL2()) {
+                planSubclusters(p, slot, entry, l2Offset, l2Index, inSlice, guest, Math.min(limit, cs - inCluster));
+                return p;
+            }
+            ClusterType type = L2Entry.checkedClusterType(entry, 0, g, l2Offset, l2Index);
+            if (type == ClusterType.NORMAL && L2Entry.isCopied(entry)) {
+                long host = L2Entry.hostClusterOffset(entry);
+                long bytes = cs - inCluster;
+                for (int i = inSlice + 1; i < sliceEntries && bytes < limit; i++) {
+                    long e = l2Cache.word(slot, i);
+                    if (L2Entry.checkedClusterType(e, 0, g, l2Offset, l2Index + (i - inSlice)) != ClusterType.NORMAL
+                            || !L2Entry.isCopied(e) || L2Entry.hostClusterOffset(e) != host + ((long) (i - inSlice) << cb)) {
+                        break;
+                    }
+                    bytes += cs;
+                }
+                p.bytes = Math.min(bytes, limit);
+                p.clusters = (int) ((inCluster + p.bytes + cs - 1) >>> cb);
+                p.host = host;
+                p.windowStart = guest;
+                p.windowEnd = guest + p.bytes;
+                return p;
+            }
+            // A run of clusters that all need new host clusters, up to one already in flight.
+            long first = guest >>> cb;
+            int n = 1;
+            long bytes = cs - inCluster;
+            while (inSlice + n < sliceEntries && bytes < limit && !allocating.contains(first + n)) {
+                long e = l2Cache.word(slot, inSlice + n);
+                ClusterType t = L2Entry.checkedClusterType(e, 0, g, l2Offset, l2Index + n);
+                if (t == ClusterType.NORMAL && L2Entry.isCopied(e)) {
+                    break;
+                }
+                n++;
+                bytes += cs;
+            }
+            p.clusters = n;
+            p.bytes = Math.min(bytes, limit);
+            p.oldEntries = new long[n];
+            for (int k = 0; k < n; k++) {
+                p.oldEntries[k] = l2Cache.word(slot, inSlice + k);
+            }
+        } finally {
+            l2Cache.put(slot);
+        }
+        p.windowStart = p.clusterStart;
+        p.windowEnd = (guest + p.bytes + cs - 1) & -(long) cs;
+        p.host = allocate(p.clusters);
+        p.fresh = true;
+        p.link = true;
+        return p;
+    }
+
+    /** Extended L2: one cluster; in place when its host cluster is ours, else a new one. */
+    private void planSubclusters(WritePlan p, int slot, long entry, long l2Offset, int l2Index, int inSlice, long guest,
+            long bytes) throws IOException {
+        long bitmap = l2Cache.word(slot, inSlice * 2 + 1);
+        ClusterType type = L2Entry.checkedClusterType(entry, bitmap, g, l2Offset, l2Index);
+        int scs = g.subclusterSize();
+        p.clusters = 1;
+        p.bytes = bytes;
+        p.oldEntries = new long[] {entry};
+        p.oldBitmaps = new long[] {bitmap};
+        p.link = true;
+        boolean wholeCluster = type == ClusterType.COMPRESSED || (type == ClusterType.NORMAL && !L2Entry.isCopied(entry));
+        if (wholeCluster) {
+            p.windowStart = p.clusterStart;
+            p.windowEnd = p.clusterStart + clusterSize;
+        } else {
+            p.windowStart = guest & -(long) scs;
+            p.windowEnd = (guest + bytes + scs - 1) & -(long) scs;
+        }
+        if (type == ClusterType.NORMAL && L2Entry.isCopied(entry)) {
+            p.host = L2Entry.hostClusterOffset(entry);
+            int a = (int) ((p.windowStart - p.clusterStart) / scs);
+            int b = (int) ((p.windowEnd - p.clusterStart) / scs);
+            long range = SubclusterBitmap.allocatedRange(a, b);
+            p.link = (bitmap & range) != range || (bitmap & SubclusterBitmap.zeroRange(a, b)) != 0;
+            return;
+        }
+        p.host = allocate(1);
+        p.fresh = true;
+    }
+
+    /** Allocates host clusters; the image now extends over them (they may not be written yet). */
+    private long allocate(int clusters) throws IOException {
+        long off = refcounts.allocate(clusters);
+        long end = off + ((long) clusters << g.clusterBits());
+        if (end > fileSize) {
+            fileSize = end;
+        }
+        return off;
+    }
+
+    /** Points the L2 entries at the written clusters and frees what they pointed at before. Holds the lock. */
+    private void link(WritePlan p, long guest, boolean copied) throws IOException {
+        int cb = g.clusterBits();
+        if (p.fresh) {
+            l2Cache.setDependency(refcountCache);
+            if (copied) {
+                l2Cache.dependsOnFlush(); // the copied data must be on disk before an L2 entry points at it
+            }
+        }
+        long l2Offset = L1Entry.l2Offset(l1[(int) g.l1Index(p.clusterStart)]);
+        int l2Index = g.l2Index(p.clusterStart);
+        int inSlice = l2Index & (sliceEntries - 1);
+        int slot = l2Cache.get(l2Offset + ((long) (l2Index >>> sliceShift) * l2Cache.tableSize()));
+        try {
+            for (int k = 0; k < p.clusters; k++) {
+                long host = p.host + ((long) k << cb);
+                int i = inSlice + k;
+                if (g.extendedL2()) {
+                    int scs = g.subclusterSize();
+                    int a = (int) ((p.windowStart - p.clusterStart) / scs);
+                    int b = (int) ((p.windowEnd - p.clusterStart) / scs);
+                    long old = p.oldBitmaps[k];
+                    ClusterType t = L2Entry.clusterType(p.oldEntries[k], g);
+                    long keep = t == ClusterType.UNALLOCATED || (t == ClusterType.NORMAL && !p.fresh) ? old : 0;
+                    long bitmap = (keep & ~SubclusterBitmap.zeroRange(a, b)) | SubclusterBitmap.allocatedRange(a, b);
+                    l2Cache.setWord(slot, 2 * i, host | L2Entry.COPIED);
+                    l2Cache.setWord(slot, 2 * i + 1, bitmap);
+                } else {
+                    l2Cache.setWord(slot, i, host | L2Entry.COPIED);
+                }
+            }
+            l2Cache.markDirty(slot);
+        } finally {
+            l2Cache.put(slot);
+        }
+        if (p.fresh) {
+            for (long old : p.oldEntries) {
+                freeCluster(old);
+            }
+        }
+    }
+
+    /** Drops this image's reference to what an L2 entry points at (QEMU's qcow2_free_any_cluster). */
+    private void freeCluster(long entry) throws IOException {
+        ClusterType t = L2Entry.clusterType(entry, g);
+        switch (t) {
+            case NORMAL, ZERO_ALLOC -> refcounts.free(L2Entry.hostClusterOffset(entry), clusterSize);
+            case COMPRESSED -> {
+                int cb = g.clusterBits();
+                long start = CompressedCluster.hostOffset(entry, cb) & ~511L;
+                refcounts.free(start, (CompressedCluster.additionalSectors(entry, cb) + 1L) * 512);
+            }
+            case UNALLOCATED, ZERO_PLAIN -> {}
+        }
+    }
+
+    /**
+     * The L2 table for L1 entry {@code l1Index}, allocated (zeroed) when missing and copied when shared with a
+     * snapshot (QEMU's l2_allocate): new table written and synced before the L1 entry points at it.
+     */
+    private long ensureL2Table(int l1Index) throws IOException {
+        long e = l1[l1Index];
+        long old = L1Entry.checkedL2Offset(e, l1Index, g);
+        if (old != 0 && L1Entry.isCopied(e)) {
+            return old;
+        }
+        long table = allocate(1);
+        refcountCache.flush();
+        int slices = clusterSize / l2Cache.tableSize();
+        for (int s = 0; s < slices; s++) {
+            long off = (long) s * l2Cache.tableSize();
+            int t = l2Cache.getEmpty(table + off);
+            try {
+                if (old != 0) {
+                    int o = l2Cache.get(old + off);
+                    try {
+                        MemorySegment.copy(l2Cache.table(o), 0, l2Cache.table(t), 0, l2Cache.tableSize());
+                    } finally {
+                        l2Cache.put(o);
+                    }
+                }
+                l2Cache.markDirty(t);
+            } finally {
+                l2Cache.put(t);
+            }
+        }
+        l2Cache.flush();
+        writeL1Entry(l1Index, table | L1Entry.COPIED);
+        if (old != 0) {
+            refcounts.free(old, clusterSize);
+        }
+        return table;
+    }
+
+    private void writeL1Entry(int index, long value) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment b = arena.allocate(8);
+            b.set(BE64, 0, value);
+            file.write(header.l1TableOffset() + 8L * index, b);
+        }
+        tableFile.flush();
+        l1[index] = value;
+    }
+
+    /**
+     * Makes every completed write durable: refcount blocks, then L2 tables (the dependency between the two
+     * caches orders them), then one sync of the file. At most two {@code fdatasync} calls.
+     */
+    public void flush() throws IOException {
+        if (options.readOnly()) {
+            return;
+        }
+        lock.lock();
+        try {
+            l2Cache.write();
+            refcountCache.write();
+            tableFile.flush();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** {@code fdatasync} calls made so far (by flushes, the caches, and metadata updates). */
+    public long syncCount() {
+        return tableFile.syncs();
+    }
+
     // ---------------------------------------------------------------- facts
 
     @Override
@@ -415,8 +868,19 @@ public final class Qcow2Image implements BlockDevice {
         return l1.clone();
     }
 
+    /**
+     * Flushes (when writable) and releases everything. If the flush fails, the image stays open with its
+     * dirty tables and the error is thrown: close again to retry.
+     */
     @Override
     public void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        if (!options.readOnly() && writable) {
+            flush();
+        }
+        closed = true;
         if (cleaner != null) {
             cleaner.close();
         }

@@ -1,6 +1,7 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.cache.MetadataCache;
+import io.qcow2j.engine.cache.TableFile;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.format.RefcountTableEntry;
@@ -33,6 +34,7 @@ final class Refcounts {
     private static final long MAX_TABLE_ENTRIES = (8L << 20) / 8;
 
     private final AlignedFile file;
+    private final TableFile sync;
     private final Geometry g;
     private final MetadataCache cache;
     private final MetadataCache l2Cache;
@@ -59,9 +61,10 @@ final class Refcounts {
         }
     }
 
-    Refcounts(AlignedFile file, Geometry g, MetadataCache cache, MetadataCache l2Cache, HeaderWriter headerWriter,
+    Refcounts(AlignedFile file, TableFile sync, Geometry g, MetadataCache cache, MetadataCache l2Cache, HeaderWriter headerWriter,
             long[] table, long tableOffset, int tableClusters) {
         this.file = file;
+        this.sync = sync;
         this.g = g;
         this.cache = cache;
         this.l2Cache = l2Cache;
@@ -286,7 +289,7 @@ final class Refcounts {
             e.set(BE64, 0, value);
             file.write(tableOffset + 8L * index, e);
         }
-        file.dataSync();
+        sync.flush();
         table[index] = value;
     }
 
@@ -359,7 +362,7 @@ final class Refcounts {
             }
             file.write(newTableOffset, buf);
         }
-        file.dataSync();
+        sync.flush();
         long oldOffset = tableOffset;
         int oldClusters = tableClusters;
         headerWriter.writeRefcountTable(newTableOffset, (int) (tableSize / entriesPerCluster));

@@ -7,9 +7,18 @@ import java.lang.foreign.MemorySegment;
 /** A {@link TableFile} over an image file; off-heap tables are page-aligned, so {@code O_DIRECT} needs no bounce. */
 public final class AlignedTableFile implements TableFile {
     private final AlignedFile file;
+    private final boolean sync;
+    private final java.util.concurrent.atomic.LongAdder syncs = new java.util.concurrent.atomic.LongAdder();
 
-    public AlignedTableFile(AlignedFile file) {
+    /** @param sync whether {@link #flush} syncs ({@code false} for QEMU's {@code cache=unsafe}) */
+    public AlignedTableFile(AlignedFile file, boolean sync) {
         this.file = file;
+        this.sync = sync;
+    }
+
+    /** {@code fdatasync} calls made through {@link #flush}. */
+    public long syncs() {
+        return syncs.sum();
     }
 
     @Override
@@ -27,6 +36,9 @@ public final class AlignedTableFile implements TableFile {
 
     @Override
     public void flush() throws IOException {
-        file.dataSync();
+        if (sync) {
+            file.dataSync();
+            syncs.increment();
+        }
     }
 }
