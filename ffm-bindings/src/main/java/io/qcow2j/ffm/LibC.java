@@ -193,6 +193,10 @@ public final class LibC {
      * number of bytes read: fewer than asked only at end of file.
      */
     public static long pread(int fd, MemorySegment dst, long offset) throws ErrnoException {
+        if (dst.isReadOnly()) {
+            // The kernel writes through the raw address and would ignore the segment's read-only view.
+            throw new IllegalArgumentException("pread into a read-only segment");
+        }
         long done = 0;
         long size = dst.byteSize();
         boolean heap = !dst.isNative();
