@@ -356,6 +356,7 @@ public final class LibC {
 
     /** The first offset ≥ {@code offset} holding data, or -1 if there is none before end of file. */
     public static long seekData(int fd, long offset) throws ErrnoException {
+        requireNonNegativeSeek(offset);
         try {
             return lseek(fd, offset, Platform.SEEK_DATA);
         } catch (ErrnoException e) {
@@ -368,6 +369,7 @@ public final class LibC {
 
     /** The first offset ≥ {@code offset} in a hole (end of file counts as a hole), or -1 past the end. */
     public static long seekHole(int fd, long offset) throws ErrnoException {
+        requireNonNegativeSeek(offset);
         try {
             return lseek(fd, offset, Platform.SEEK_HOLE);
         } catch (ErrnoException e) {
@@ -375,6 +377,13 @@ public final class LibC {
                 return -1;
             }
             throw e;
+        }
+    }
+
+    private static void requireNonNegativeSeek(long offset) {
+        // Linux answers ENXIO for a negative offset, which would read as "no data/hole after it".
+        if (offset < 0) {
+            throw new IllegalArgumentException("negative seek offset: " + offset);
         }
     }
 
