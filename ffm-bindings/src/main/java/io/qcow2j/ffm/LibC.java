@@ -53,6 +53,7 @@ public final class LibC {
     private static final MethodHandle MADVISE;
     private static final MethodHandle SYSCONF;
     private static final MethodHandle STRERROR;
+    private static final MethodHandle ERRNO_LOCATION;
 
     /** The largest transfer Linux performs in one read/write call; bigger requests are split anyway. */
     private static final long MAX_TRANSFER = 0x7ffff000L;
@@ -87,6 +88,7 @@ public final class LibC {
         MADVISE = handle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
         SYSCONF = handle("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
         STRERROR = handle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        ERRNO_LOCATION = handle("__errno_location", FunctionDescriptor.of(ADDRESS));
         try {
             PAGE_SIZE = sysconf(Platform.SC_PAGESIZE);
         } catch (ErrnoException e) {
@@ -126,12 +128,20 @@ public final class LibC {
         return PAGE_SIZE;
     }
 
-    /** {@code sysconf(name)}. */
+    /**
+     * {@code sysconf(name)}. Returns -1 for a limit that is indeterminate, as sysconf does; only an invalid
+     * name is an error.
+     */
     public static long sysconf(int name) throws ErrnoException {
         MemorySegment st = state();
-        ERRNO.set(st, 0L, 0);
         long r;
         try {
+            // sysconf leaves errno alone when it answers -1 for "no limit", so the thread's real errno must
+            // be 0 before the call: zeroing the capture segment would not do, it is only written after it.
+            // Nothing between these two downcalls touches errno, and a virtual thread cannot move to
+            // another carrier between them.
+            MemorySegment errnoLocation = (MemorySegment) ERRNO_LOCATION.invokeExact();
+            errnoLocation.reinterpret(JAVA_INT.byteSize()).set(JAVA_INT, 0, 0);
             r = (long) SYSCONF.invokeExact(st, name);
         } catch (Throwable t) {
             throw rethrow(t);

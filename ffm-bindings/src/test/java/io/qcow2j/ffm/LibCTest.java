@@ -52,6 +52,18 @@ class LibCTest {
         assertThat(LibC.sysconf(Platform.SC_PAGESIZE)).isEqualTo(LibC.pageSize());
     }
 
+    /** _SC_TZNAME_MAX has no limit in glibc: sysconf answers -1 and leaves errno as it was. */
+    @Test
+    void sysconfIndeterminateLimitIsNotMistakenForAStaleErrno() throws Exception {
+        int scTznameMax = 6;
+        assertThatThrownBy(() -> LibC.open("/proc/self/no-such-entry", Platform.O_RDONLY, 0))
+                .isInstanceOf(ErrnoException.class); // leaves ENOENT in this thread's errno
+        assertThat(LibC.sysconf(scTznameMax)).isEqualTo(-1);
+        assertThatThrownBy(() -> LibC.sysconf(-5))
+                .isInstanceOfSatisfying(ErrnoException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL))
+                .hasMessage("sysconf(-5): EINVAL (Invalid argument)");
+    }
+
     @Test
     void oDirectHasThisArchitecturesValue() {
         int expected = switch (Platform.ARCH) {
