@@ -372,9 +372,11 @@ public final class AlignedFile implements AutoCloseable {
         return closed;
     }
 
-    /** Closes the descriptor. Idempotent. */
+    /** Closes the descriptor. Idempotent, also when called from several threads at once. */
     @Override
-    public void close() throws IOException {
+    public synchronized void close() throws IOException {
+        // Serialized: two racing closes could both see closed == false, and the second close(fd) would then
+        // close whatever file the descriptor number had been reused for in between.
         if (closed) {
             return;
         }
