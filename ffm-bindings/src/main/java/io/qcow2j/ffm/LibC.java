@@ -164,6 +164,10 @@ public final class LibC {
 
     /** {@code open(path, flags, mode)}; returns the file descriptor. */
     public static int open(String path, int flags, int mode) throws ErrnoException {
+        if (path.indexOf('\0') >= 0) {
+            // C would stop at the NUL and open a different, shorter path.
+            throw new IllegalArgumentException("path contains a NUL character: " + path.replace('\0', '?'));
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cpath = arena.allocateFrom(path);
             MemorySegment st = state();

@@ -118,6 +118,14 @@ class LibCTest {
     }
 
     @Test
+    void aPathWithANulIsRefusedNotTruncated() throws Exception {
+        Path file = disk.file("prefix");
+        Files.write(file, new byte[1]);
+        assertThatThrownBy(() -> LibC.open(file + "\0suffix", Platform.O_RDONLY, 0))
+                .isInstanceOf(IllegalArgumentException.class);
+    }
+
+    @Test
     void closedDescriptorIsEbadf() throws Exception {
         Path file = disk.file("f");
         Files.write(file, new byte[8192]);
