@@ -7,6 +7,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.HashSet;
 import java.util.Set;
 
 /**
@@ -62,7 +64,7 @@ public final class AlignedFile implements AutoCloseable {
     /** As {@link #open(Path, IoMode, OpenOption...)}, with the open call supplied (for fault injection). */
     public static AlignedFile open(Path path, IoMode mode, Opener opener, OpenOption... options)
             throws IOException {
-        Set<OpenOption> opts = Set.of(options);
+        Set<OpenOption> opts = new HashSet<>(Arrays.asList(options)); // Set.of would reject repeated options
         boolean write = opts.contains(StandardOpenOption.WRITE);
         int flags = (write ? Platform.O_RDWR : Platform.O_RDONLY) | Platform.O_CLOEXEC;
         if (opts.contains(StandardOpenOption.CREATE_NEW)) {
@@ -89,7 +91,11 @@ public final class AlignedFile implements AutoCloseable {
                         "open(" + name + ", O_DIRECT): the filesystem does not support direct I/O", e.errno());
             }
             String reason = "O_DIRECT refused by the filesystem of " + name + " (EINVAL); using buffered I/O";
-            return new AlignedFile(path, opener.open(name, flags, 0644), write, false, 1, 1, reason);
+            // Linux creates the file before it checks O_DIRECT support, so with O_EXCL the retry would fail
+            // with EEXIST on the file the refused call just made. The refusal came after the existence check
+            // (which would have answered EEXIST), so the file is ours and O_EXCL has done its job.
+            int retry = flags & ~Platform.O_EXCL;
+            return new AlignedFile(path, opener.open(name, retry, 0644), write, false, 1, 1, reason);
         }
         try {
             int[] statx = LibC.directIoAlignment(fd);
@@ -212,6 +218,9 @@ public final class AlignedFile implements AutoCloseable {
         ensureOpen();
         requireWritable();
         checkRange(offset, src.byteSize());
+        if (src.byteSize() == 0) {
+            return; // a rounded-out empty write would rewrite a block and could lengthen the file
+        }
         if (passesStraight(offset, src)) {
             LibC.pwrite(fd, src, offset);
             return;
@@ -286,18 +295,65 @@ public final class AlignedFile implements AutoCloseable {
         LibC.fsync(fd);
     }
 
-    /** Deallocates a range; it reads back zeros and the file size is unchanged. */
+    /**
+     * Deallocates a range; it reads back zeros and the file size is unchanged. {@code EOPNOTSUPP} if the
+     * filesystem cannot. An empty range does nothing.
+     */
     public void punchHole(long offset, long length) throws IOException {
         ensureOpen();
         requireWritable();
+        if (length == 0) {
+            return; // fallocate answers EINVAL for length 0
+        }
         LibC.fallocate(fd, Platform.FALLOC_FL_PUNCH_HOLE | Platform.FALLOC_FL_KEEP_SIZE, offset, length);
     }
 
-    /** Zeroes a range, preferring the filesystem's cheap zeroing; may extend the file. */
+    /**
+     * Zeroes a range, preferring the filesystem's cheap zeroing; a range past the end extends the file to
+     * {@code offset + length}. Where {@code FALLOC_FL_ZERO_RANGE} is not supported (tmpfs, for one) the part
+     * inside the file is punched out, or written with zeros where holes cannot be punched either. Like an
+     * unaligned direct write, the fallback must not race with writes to the same range or past the end.
+     */
     public void zeroRange(long offset, long length) throws IOException {
         ensureOpen();
         requireWritable();
-        LibC.fallocate(fd, Platform.FALLOC_FL_ZERO_RANGE, offset, length);
+        if (length == 0) {
+            return;
+        }
+        try {
+            LibC.fallocate(fd, Platform.FALLOC_FL_ZERO_RANGE, offset, length);
+            return;
+        } catch (ErrnoException e) {
+            if (e.errno() != Errno.EOPNOTSUPP) {
+                throw e;
+            }
+        }
+        checkRange(offset, length);
+        long size = size();
+        long inside = Math.min(length, Math.max(0, size - offset));
+        if (inside > 0) {
+            try {
+                punchHole(offset, inside);
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EOPNOTSUPP) {
+                    throw e;
+                }
+                writeZeros(offset, inside);
+            }
+        }
+        if (offset + length > size) {
+            LibC.ftruncate(fd, offset + length);
+        }
+    }
+
+    private void writeZeros(long offset, long length) throws IOException {
+        long chunk = Math.min(length, 1 << 20);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeros = arena.allocate(chunk, bounceAlignment()); // allocate() zeroes
+            for (long done = 0; done < length; done += chunk) {
+                write(offset + done, zeros.asSlice(0, Math.min(chunk, length - done)));
+            }
+        }
     }
 
     /** See {@link LibC#seekData}. */
@@ -316,9 +372,11 @@ public final class AlignedFile implements AutoCloseable {
         return closed;
     }
 
-    /** Closes the descriptor. Idempotent. */
+    /** Closes the descriptor. Idempotent, also when called from several threads at once. */
     @Override
-    public void close() throws IOException {
+    public synchronized void close() throws IOException {
+        // Serialized: two racing closes could both see closed == false, and the second close(fd) would then
+        // close whatever file the descriptor number had been reused for in between.
         if (closed) {
             return;
         }

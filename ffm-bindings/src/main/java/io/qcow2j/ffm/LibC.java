@@ -53,6 +53,7 @@ public final class LibC {
     private static final MethodHandle MADVISE;
     private static final MethodHandle SYSCONF;
     private static final MethodHandle STRERROR;
+    private static final MethodHandle ERRNO_LOCATION;
 
     /** The largest transfer Linux performs in one read/write call; bigger requests are split anyway. */
     private static final long MAX_TRANSFER = 0x7ffff000L;
@@ -87,6 +88,7 @@ public final class LibC {
         MADVISE = handle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
         SYSCONF = handle("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
         STRERROR = handle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+        ERRNO_LOCATION = handle("__errno_location", FunctionDescriptor.of(ADDRESS));
         try {
             PAGE_SIZE = sysconf(Platform.SC_PAGESIZE);
         } catch (ErrnoException e) {
@@ -126,12 +128,20 @@ public final class LibC {
         return PAGE_SIZE;
     }
 
-    /** {@code sysconf(name)}. */
+    /**
+     * {@code sysconf(name)}. Returns -1 for a limit that is indeterminate, as sysconf does; only an invalid
+     * name is an error.
+     */
     public static long sysconf(int name) throws ErrnoException {
         MemorySegment st = state();
-        ERRNO.set(st, 0L, 0);
         long r;
         try {
+            // sysconf leaves errno alone when it answers -1 for "no limit", so the thread's real errno must
+            // be 0 before the call: zeroing the capture segment would not do, it is only written after it.
+            // Nothing between these two downcalls touches errno, and a virtual thread cannot move to
+            // another carrier between them.
+            MemorySegment errnoLocation = (MemorySegment) ERRNO_LOCATION.invokeExact();
+            errnoLocation.reinterpret(JAVA_INT.byteSize()).set(JAVA_INT, 0, 0);
             r = (long) SYSCONF.invokeExact(st, name);
         } catch (Throwable t) {
             throw rethrow(t);
@@ -154,6 +164,10 @@ public final class LibC {
 
     /** {@code open(path, flags, mode)}; returns the file descriptor. */
     public static int open(String path, int flags, int mode) throws ErrnoException {
+        if (path.indexOf('\0') >= 0) {
+            // C would stop at the NUL and open a different, shorter path.
+            throw new IllegalArgumentException("path contains a NUL character: " + path.replace('\0', '?'));
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cpath = arena.allocateFrom(path);
             MemorySegment st = state();
@@ -193,6 +207,10 @@ public final class LibC {
      * number of bytes read: fewer than asked only at end of file.
      */
     public static long pread(int fd, MemorySegment dst, long offset) throws ErrnoException {
+        if (dst.isReadOnly()) {
+            // The kernel writes through the raw address and would ignore the segment's read-only view.
+            throw new IllegalArgumentException("pread into a read-only segment");
+        }
         long done = 0;
         long size = dst.byteSize();
         boolean heap = !dst.isNative();
@@ -352,6 +370,7 @@ public final class LibC {
 
     /** The first offset ≥ {@code offset} holding data, or -1 if there is none before end of file. */
     public static long seekData(int fd, long offset) throws ErrnoException {
+        requireNonNegativeSeek(offset);
         try {
             return lseek(fd, offset, Platform.SEEK_DATA);
         } catch (ErrnoException e) {
@@ -364,6 +383,7 @@ public final class LibC {
 
     /** The first offset ≥ {@code offset} in a hole (end of file counts as a hole), or -1 past the end. */
     public static long seekHole(int fd, long offset) throws ErrnoException {
+        requireNonNegativeSeek(offset);
         try {
             return lseek(fd, offset, Platform.SEEK_HOLE);
         } catch (ErrnoException e) {
@@ -371,6 +391,13 @@ public final class LibC {
                 return -1;
             }
             throw e;
+        }
+    }
+
+    private static void requireNonNegativeSeek(long offset) {
+        // Linux answers ENXIO for a negative offset, which would read as "no data/hole after it".
+        if (offset < 0) {
+            throw new IllegalArgumentException("negative seek offset: " + offset);
         }
     }
 

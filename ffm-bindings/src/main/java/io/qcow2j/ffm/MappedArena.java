@@ -94,15 +94,23 @@ public final class MappedArena implements AutoCloseable {
         return closed;
     }
 
-    /** Unmaps the memory. Idempotent. */
+    /**
+     * Unmaps the memory. Idempotent.
+     *
+     * @throws IllegalStateException if another thread is using the segment in a native call right now; the
+     *         arena is then still open and close may be called again later
+     */
     @Override
     public synchronized void close() throws ErrnoException {
         if (closed) {
             return;
         }
-        closed = true;
         long address = segment.address();
-        scope.close(); // invalidates every view of the segment before the memory goes away
+        // Invalidates every view of the segment before the memory goes away. It throws while a downcall in
+        // another thread holds the segment: then nothing is unmapped and the arena must stay open, so the
+        // flag is set only after it succeeded (else a retried close would return and leak the mapping).
+        scope.close();
+        closed = true;
         LibC.munmap(MemorySegment.ofAddress(address), mappedLength);
     }
 }

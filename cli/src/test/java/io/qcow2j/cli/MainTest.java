@@ -1,0 +1,68 @@
+package io.qcow2j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+class MainTest {
+
+    /** Runs the command with System.out and System.err captured; returns {exit status, out, err}. */
+    private static Object[] run(String... args) {
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        ByteArrayOutputStream outBytes = new ByteArrayOutputStream();
+        ByteArrayOutputStream errBytes = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(outBytes, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(errBytes, true, StandardCharsets.UTF_8));
+            int status = Main.run(args);
+            return new Object[] {status, outBytes.toString(StandardCharsets.UTF_8),
+                    errBytes.toString(StandardCharsets.UTF_8)};
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+        }
+    }
+
+    /** The version in the project's pom, read independently of the filtered resource under test. */
+    private static String pomVersion() throws IOException {
+        String pom = Files.readString(Path.of("pom.xml"));
+        Matcher m = Pattern.compile("<parent>.*?<version>([^<]+)</version>", Pattern.DOTALL).matcher(pom);
+        assertThat(m.find()).as("parent version in cli/pom.xml").isTrue();
+        return m.group(1).trim();
+    }
+
+    @Test
+    void versionPrintsTheProjectVersion() throws IOException {
+        Object[] r = run("--version");
+        assertThat(r[0]).isEqualTo(0);
+        String version = pomVersion();
+        assertThat(version).doesNotContain("${");
+        assertThat((String) r[1]).startsWith("qcow2j version " + version + System.lineSeparator());
+        assertThat((String) r[1]).doesNotContain("unknown");
+    }
+
+    @Test
+    void unknownOptionIsAUsageError() {
+        Object[] r = run("--bogus");
+        assertThat(r[0]).isEqualTo(2);
+        assertThat((String) r[2]).contains("--bogus");
+    }
+
+    @Test
+    void versionResourceIsFiltered() throws IOException {
+        try (InputStream in = Main.class.getResourceAsStream("version.properties")) {
+            assertThat(in).isNotNull();
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).doesNotContain("${");
+        }
+    }
+}
