@@ -54,7 +54,7 @@ class MainTest {
     @Test
     void unknownOptionIsAUsageError() {
         Object[] r = run("--bogus");
-        assertThat(r[0]).isEqualTo(2);
+        assertThat(r[0]).isEqualTo(1);
         assertThat((String) r[2]).contains("--bogus");
     }
 
