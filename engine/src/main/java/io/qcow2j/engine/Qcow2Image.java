@@ -766,6 +766,208 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     /**
+     * Makes {@code [offset, offset+length)} read as zeros. Version 3 images mark whole clusters (extended
+     * L2: subclusters) with the zero flag: with {@code mayUnmap} their host clusters are freed, otherwise kept
+     * (QEMU's {@code write -z} versus {@code write -z -u}); compressed clusters are always freed. The parts
+     * that are not whole clusters (subclusters), and everything in version 2 images, are written as zeros.
+     */
+    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
+        Ranges.check(offset, length, header.size(), filename);
+        requireWritable();
+        ioLock.writeLock().lock();
+        try {
+            long end = offset + length;
+            int grain = header.version() < 3 ? 0 : g.extendedL2() ? g.subclusterSize() : clusterSize;
+            long a = grain == 0 ? end : Math.min(end, (offset + grain - 1) & -(long) grain);
+            long b = grain == 0 ? end : Math.max(a, end & -(long) grain);
+            writeZeroBuffers(offset, a);
+            EntryChange zero = (entry, bitmap, from, to) -> zeroEntry(entry, bitmap, from, to, mayUnmap);
+            if (g.extendedL2() && a < b) {
+                // Subclusters of a compressed cluster cannot be zeroed alone: those parts are written instead.
+                long ca = Math.min(b, (a + clusterSize - 1) & -(long) clusterSize);
+                long cb = Math.max(ca, b & -(long) clusterSize);
+                zeroPartialCluster(a, ca, zero);
+                if (ca < cb) {
+                    rewriteEntries(ca, cb, true, zero);
+                }
+                zeroPartialCluster(cb, b, zero);
+            } else if (a < b) {
+                rewriteEntries(a, b, true, zero);
+            }
+            writeZeroBuffers(b, end);
+        } finally {
+            ioLock.writeLock().unlock();
+        }
+        if (options.cacheMode() == CacheMode.WRITETHROUGH) {
+            flush();
+        }
+    }
+
+    private void zeroPartialCluster(long from, long to, EntryChange zero) throws IOException {
+        if (from >= to) {
+            return;
+        }
+        Extent ext = new Extent();
+        mapLocked(from, to - from, ext);
+        if (ext.type == SubclusterType.COMPRESSED) {
+            writeZeroBuffers(from, to);
+        } else {
+            rewriteEntries(from, to, true, zero);
+        }
+    }
+
+    private void writeZeroBuffers(long from, long to) throws IOException {
+        if (from >= to) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeros = arena.allocate(Math.min(to - from, 1 << 20), 4096);
+            for (long pos = from; pos < to; ) {
+                MemorySegment part = zeros.asSlice(0, Math.min(zeros.byteSize(), to - pos));
+                long done = 0;
+                while (done < part.byteSize()) {
+                    done += writeStep(pos + done, part.asSlice(done));
+                }
+                pos += part.byteSize();
+            }
+        }
+    }
+
+    /**
+     * Discards whole clusters of {@code [offset, offset+length)} (QEMU's guest discard): they read as zeros
+     * and their host clusters are freed. Parts of clusters are left alone, except a last partial cluster at
+     * the end of the image; a version 2 image with a backing file (no zero flag) discards nothing.
+     */
+    public void discard(long offset, long length) throws IOException {
+        Ranges.check(offset, length, header.size(), filename);
+        requireWritable();
+        long end = offset + length;
+        long a = (offset + clusterSize - 1) & -(long) clusterSize;
+        long b = end == header.size() ? end : end & -(long) clusterSize;
+        if (a >= b || (header.version() < 3 && backing != null)) {
+            return; // without a zero flag, a discarded cluster would show stale backing data: QEMU declines too
+        }
+        ioLock.writeLock().lock();
+        try {
+            rewriteEntries(a, b, backing != null, this::discardEntry);
+        } finally {
+            ioLock.writeLock().unlock();
+        }
+        if (options.cacheMode() == CacheMode.WRITETHROUGH) {
+            flush();
+        }
+    }
+
+    /** A new L2 entry and bitmap for one cluster, and whether what the old one pointed at is freed. */
+    private record EntryUpdate(long entry, long bitmap, boolean freeOld) {}
+
+    @FunctionalInterface
+    private interface EntryChange {
+        /** The cluster's subclusters {@code [from, to)} are affected (all 32, or one, without extended L2). */
+        EntryUpdate apply(long entry, long bitmap, int from, int to);
+    }
+
+    private EntryUpdate zeroEntry(long entry, long bitmap, int from, int to, boolean mayUnmap) {
+        ClusterType type = L2Entry.clusterType(entry, g);
+        if (g.extendedL2()) {
+            boolean whole = from == 0 && to == g.subclustersPerCluster();
+            if (!whole) {
+                // (compressed clusters never come here: writeZeroes writes zeros over their parts)
+                return new EntryUpdate(entry, (bitmap & ~SubclusterBitmap.allocatedRange(from, to))
+                        | SubclusterBitmap.zeroRange(from, to), false);
+            }
+            boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && type.isAllocated());
+            return new EntryUpdate(unmap ? 0 : entry, SubclusterBitmap.ALL_ZERO, unmap);
+        }
+        boolean unmap = type == ClusterType.COMPRESSED || (mayUnmap && type.isAllocated());
+        return new EntryUpdate((unmap ? 0 : entry) | L2Entry.ZERO, 0, unmap);
+    }
+
+    private EntryUpdate discardEntry(long entry, long bitmap, int from, int to) {
+        ClusterType type = L2Entry.clusterType(entry, g);
+        if (backing == null && !type.isAllocated()) {
+            return new EntryUpdate(entry, bitmap, false);
+        }
+        if (g.extendedL2()) {
+            return new EntryUpdate(0, SubclusterBitmap.ALL_ZERO, type.isAllocated());
+        }
+        return new EntryUpdate(header.version() >= 3 ? L2Entry.ZERO : 0, 0, type.isAllocated());
+    }
+
+    /**
+     * Rewrites the L2 entries of {@code [start, end)} (aligned to clusters, or with extended L2 to
+     * subclusters) slice by slice under the metadata lock: entries first, then the old clusters freed (the
+     * refcount cache then waits for the L2 cache). L2 tables that are missing are created only when
+     * {@code createTables} (with a backing file an unallocated cluster must still become zero).
+     */
+    private void rewriteEntries(long start, long end, boolean createTables, EntryChange change) throws IOException {
+        int cb = g.clusterBits();
+        long tableSpan = (long) g.l2Entries() << cb;
+        long pos = start;
+        while (pos < end) {
+            lock.lock();
+            try {
+                requireWritable();
+                int l1Index = (int) g.l1Index(pos);
+                long tableEnd = Math.min(end, (pos & -tableSpan) + tableSpan);
+                long l2Offset = L1Entry.checkedL2Offset(l1[l1Index], l1Index, g);
+                if (l2Offset == 0 && !createTables) {
+                    pos = tableEnd;
+                    continue;
+                }
+                l2Offset = ensureL2Table(l1Index);
+                long sliceSpan = (long) sliceEntries << cb;
+                long sliceEnd = Math.min(tableEnd, (pos & -sliceSpan) + sliceSpan);
+                int l2Index = g.l2Index(pos);
+                int slot = l2Cache.get(l2Offset + ((long) (l2Index >>> sliceShift) * l2Cache.tableSize()));
+                List<Long> toFree = new ArrayList<>();
+                try {
+                    boolean dirty = false;
+                    for (long c = pos; c < sliceEnd; ) {
+                        long clusterStart = c & -(long) clusterSize;
+                        long clusterEnd = Math.min(sliceEnd, clusterStart + clusterSize);
+                        int i = (g.l2Index(c) & (sliceEntries - 1)) * wordsPerEntry;
+                        long entry = l2Cache.word(slot, i);
+                        long bitmap = g.extendedL2() ? l2Cache.word(slot, i + 1) : 0;
+                        L2Entry.checkedClusterType(entry, bitmap, g, l2Offset, g.l2Index(c));
+                        int from = 0;
+                        int to = 1;
+                        if (g.extendedL2()) {
+                            from = (int) ((c - clusterStart) >>> g.subclusterBits());
+                            to = (int) ((clusterEnd - clusterStart) >>> g.subclusterBits());
+                        }
+                        EntryUpdate u = change.apply(entry, bitmap, from, to);
+                        if (u.entry() != entry || u.bitmap() != bitmap) {
+                            l2Cache.setWord(slot, i, u.entry());
+                            if (g.extendedL2()) {
+                                l2Cache.setWord(slot, i + 1, u.bitmap());
+                            }
+                            dirty = true;
+                            if (u.freeOld()) {
+                                toFree.add(entry);
+                            }
+                        }
+                        c = clusterEnd;
+                    }
+                    if (dirty) {
+                        l2Cache.markDirty(slot);
+                    }
+                } finally {
+                    l2Cache.put(slot);
+                }
+                for (long old : toFree) {
+                    freeCluster(old);
+                }
+                pos = sliceEnd;
+            } catch (Qcow2FormatException e) {
+                throw corrupted(e);
+            } finally {
+                lock.unlock();
+            }
+        }
+    }
+
+    /**
      * Makes every completed write durable: refcount blocks, then L2 tables (the dependency between the two
      * caches orders them), then one sync of the file. At most two {@code fdatasync} calls.
      */
