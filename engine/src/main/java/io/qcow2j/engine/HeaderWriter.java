@@ -2,7 +2,7 @@ package io.qcow2j.engine;
 
 import io.qcow2j.engine.cache.TableFile;
 import io.qcow2j.engine.format.Qcow2Header;
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -20,12 +20,12 @@ final class HeaderWriter {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     private static final ValueLayout.OfInt BE32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
-    private final AlignedFile file;
+    private final PositionalFile file;
     private final TableFile sync;
     private final int version;
     private long incompatible;
 
-    HeaderWriter(AlignedFile file, TableFile sync, Qcow2Header header) {
+    HeaderWriter(PositionalFile file, TableFile sync, Qcow2Header header) {
         this.file = file;
         this.sync = sync;
         this.version = header.version();

@@ -3,6 +3,7 @@ package io.qcow2j.engine;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -32,14 +33,33 @@ public final class Images {
 
     private Images() {}
 
+    /**
+     * Opens the files of an image chain. The default opens {@link AlignedFile}s; tests substitute files that
+     * record every write and sync (crash simulation) or fail on purpose.
+     */
+    @FunctionalInterface
+    public interface FileOpener {
+        PositionalFile open(Path path, IoMode mode, boolean writable) throws IOException;
+    }
+
+    /** The default opener: libc files, buffered or {@code O_DIRECT}. */
+    public static final FileOpener ALIGNED_FILES = (path, mode, writable) -> writable
+            ? AlignedFile.open(path, mode, StandardOpenOption.READ, StandardOpenOption.WRITE)
+            : AlignedFile.open(path, mode, StandardOpenOption.READ);
+
     /** Opens a qcow2 image (not a raw one: qcow2j is a qcow2 engine) and its backing chain. */
     public static Qcow2Image open(Path path, ImageOptions options) throws IOException {
-        BlockDevice dev = open(path, path.toString(), "qcow2", options, new HashSet<>(), 0);
+        return open(path, options, ALIGNED_FILES);
+    }
+
+    /** As {@link #open(Path, ImageOptions)}, with every file of the chain opened by {@code opener}. */
+    public static Qcow2Image open(Path path, ImageOptions options, FileOpener opener) throws IOException {
+        BlockDevice dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0);
         return (Qcow2Image) dev;
     }
 
-    private static BlockDevice open(Path path, String name, String format, ImageOptions options, Set<Path> chain,
-            int depth) throws IOException {
+    private static BlockDevice open(Path path, String name, String format, ImageOptions options, FileOpener opener,
+            Set<Path> chain, int depth) throws IOException {
         if (depth > MAX_CHAIN_DEPTH) {
             throw new Qcow2FormatException(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images");
         }
@@ -65,13 +85,12 @@ public final class Images {
             if (depth == 0) {
                 throw new Qcow2FormatException(name + ": not a qcow2 image (no qcow2 magic)");
             }
-            return RawImage.open(real, name, mode);
+            return RawImage.open(opener.open(real, mode, false), name);
         }
         if (!format.equals("qcow2")) {
             throw new Qcow2FormatException(name + ": backing format '" + format + "' is not supported (qcow2 or raw)");
         }
-        AlignedFile file = options.readOnly() ? AlignedFile.open(real, mode, StandardOpenOption.READ)
-                : AlignedFile.open(real, mode, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        PositionalFile file = opener.open(real, mode, !options.readOnly());
         if (file.fallbackReason() != null) {
             warnings.add(name + ": " + file.fallbackReason());
         }
@@ -84,7 +103,7 @@ public final class Images {
                 String backingName = header.backingFileName().get();
                 Path backingPath = resolveBacking(real, backingName, name);
                 backing = open(backingPath, backingName, header.extensions().backingFormat().orElse(null),
-                        options.toBuilder().readOnly(true).build(), chain, depth + 1);
+                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1);
             }
         } catch (IOException | RuntimeException e) {
             file.close();
@@ -131,7 +150,7 @@ public final class Images {
         return f.read(0, m) == 4 && m.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), 0) == QCOW2_MAGIC;
     }
 
-    private static void requireQcow2Magic(AlignedFile f, String name) throws IOException {
+    private static void requireQcow2Magic(PositionalFile f, String name) throws IOException {
         MemorySegment m = MemorySegment.ofArray(new byte[4]);
         long n = f.read(0, m);
         if (n < 4 || m.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), 0) != QCOW2_MAGIC) {

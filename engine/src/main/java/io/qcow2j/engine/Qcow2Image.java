@@ -16,7 +16,7 @@ import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.SubclusterBitmap;
 import io.qcow2j.engine.format.SubclusterType;
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -48,7 +48,7 @@ public final class Qcow2Image implements BlockDevice {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final String filename;
-    private final AlignedFile file;
+    private final PositionalFile file;
     private final Qcow2Header header;
     private final Geometry g;
     private final int clusterSize;
@@ -86,7 +86,7 @@ public final class Qcow2Image implements BlockDevice {
     private final Set<Long> allocating = new HashSet<>();
     private final Condition allocationLinked = lock.newCondition();
 
-    private Qcow2Image(String filename, AlignedFile file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
+    private Qcow2Image(String filename, PositionalFile file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
             MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
             AlignedTableFile tableFile) {
         this.filename = filename;
@@ -117,7 +117,7 @@ public final class Qcow2Image implements BlockDevice {
      * Opens the qcow2 image in {@code file} whose header was read and validated; see {@link Images#open} for
      * backing files and format probing. Takes ownership of {@code file} (closes it on failure too) and of {@code backing}.
      */
-    static Qcow2Image open(String filename, AlignedFile file, Qcow2Header header, ImageOptions options,
+    static Qcow2Image open(String filename, PositionalFile file, Qcow2Header header, ImageOptions options,
             BlockDevice backing, List<String> openWarnings) throws IOException {
         MetadataCache l2 = null;
         MetadataCache rc = null;
@@ -177,7 +177,7 @@ public final class Qcow2Image implements BlockDevice {
         }
     }
 
-    private static long[] readL1(AlignedFile file, Qcow2Header h) throws IOException {
+    private static long[] readL1(PositionalFile file, Qcow2Header h) throws IOException {
         int n = (int) h.l1Size(); // bounded by the header's 32 MiB check
         long[] l1 = new long[n];
         if (n == 0) {
@@ -1024,7 +1024,7 @@ public final class Qcow2Image implements BlockDevice {
 
     /** Bytes the image file occupies on disk (allocated blocks), as {@code qemu-img info}'s "disk size". */
     public long allocatedBytes() throws IOException {
-        return file.stat().allocatedBytes();
+        return file.allocatedBytes();
     }
 
     /** The options the image was opened with. */

@@ -1,30 +1,26 @@
 package io.qcow2j.engine;
 
-import io.qcow2j.ffm.AlignedFile;
-import io.qcow2j.ffm.IoMode;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 
 /**
  * A raw disk image: guest offset = file offset. Used as a backing file. Holes (from {@code SEEK_HOLE}) are
  * reported as zero extents, as QEMU's file driver does.
  */
 public final class RawImage implements BlockDevice {
-    private final AlignedFile file;
+    private final PositionalFile file;
     private final long size;
     private final String filename;
 
-    private RawImage(AlignedFile file, long size, String filename) {
+    private RawImage(PositionalFile file, long size, String filename) {
         this.file = file;
         this.size = size;
         this.filename = filename;
     }
 
-    /** Opens {@code path} read-only; its size is the file's size. */
-    public static RawImage open(Path path, String filename, IoMode mode) throws IOException {
-        AlignedFile f = AlignedFile.open(path, mode, StandardOpenOption.READ);
+    /** Wraps an open file; its size is the file's size. Takes ownership of {@code f}. */
+    static RawImage open(PositionalFile f, String filename) throws IOException {
         try {
             return new RawImage(f, f.size(), filename);
         } catch (IOException | RuntimeException e) {

@@ -6,7 +6,7 @@ import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.engine.format.Geometry;
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -33,7 +33,7 @@ final class Refcounts {
     /** QEMU's limit on the refcount table: 8 MiB of entries. */
     private static final long MAX_TABLE_ENTRIES = (8L << 20) / 8;
 
-    private final AlignedFile file;
+    private final PositionalFile file;
     private final TableFile sync;
     private final Geometry g;
     private final MetadataCache cache;
@@ -61,7 +61,7 @@ final class Refcounts {
         }
     }
 
-    Refcounts(AlignedFile file, TableFile sync, Geometry g, MetadataCache cache, MetadataCache l2Cache, HeaderWriter headerWriter,
+    Refcounts(PositionalFile file, TableFile sync, Geometry g, MetadataCache cache, MetadataCache l2Cache, HeaderWriter headerWriter,
             long[] table, long tableOffset, int tableClusters) {
         this.file = file;
         this.sync = sync;
@@ -80,7 +80,7 @@ final class Refcounts {
     }
 
     /** Reads the refcount table named by the header. */
-    static long[] readTable(AlignedFile file, long offset, long clusters, int clusterSize) throws IOException {
+    static long[] readTable(PositionalFile file, long offset, long clusters, int clusterSize) throws IOException {
         long entries = clusters * clusterSize / 8;
         if (entries > MAX_TABLE_ENTRIES) {
             throw new Qcow2FormatException("refcount table of " + entries + " entries is too large");

@@ -26,7 +26,7 @@ import java.util.Set;
  * writes that touch the same block must be serialized by the caller, as a block driver does anyway.
  * {@link #close} must not race with I/O in flight.
  */
-public final class AlignedFile implements AutoCloseable {
+public final class AlignedFile implements PositionalFile {
 
     /** Opens a path; tests substitute one that refuses {@code O_DIRECT} like some filesystems do. */
     @FunctionalInterface
@@ -134,6 +134,7 @@ public final class AlignedFile implements AutoCloseable {
                 + ": neither 512- nor 4096-byte aligned reads are accepted");
     }
 
+    @Override
     public Path path() {
         return path;
     }
@@ -162,6 +163,7 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** Why a {@link IoMode#DIRECT_OR_BUFFERED} open fell back to buffered I/O, or null if it did not. */
+    @Override
     public String fallbackReason() {
         return fallbackReason;
     }
@@ -185,6 +187,7 @@ public final class AlignedFile implements AutoCloseable {
      * Reads up to {@code dst.byteSize()} bytes at {@code offset}; returns how many were read (fewer only at
      * end of file).
      */
+    @Override
     public long read(long offset, MemorySegment dst) throws IOException {
         ensureOpen();
         checkRange(offset, dst.byteSize());
@@ -205,6 +208,7 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** Reads exactly {@code dst.byteSize()} bytes at {@code offset}, or fails with {@link EOFException}. */
+    @Override
     public void readFully(long offset, MemorySegment dst) throws IOException {
         long n = read(offset, dst);
         if (n != dst.byteSize()) {
@@ -214,6 +218,7 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** Writes all of {@code src} at {@code offset}. */
+    @Override
     public void write(long offset, MemorySegment src) throws IOException {
         ensureOpen();
         requireWritable();
@@ -265,9 +270,15 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** Current file size in bytes. */
+    @Override
     public long size() throws IOException {
         ensureOpen();
         return LibC.fstat(fd).size();
+    }
+
+    @Override
+    public long allocatedBytes() throws IOException {
+        return stat().allocatedBytes();
     }
 
     /** {@code fstat} of the open file. */
@@ -277,6 +288,7 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** Sets the file size; growing leaves a hole that reads back zeros. */
+    @Override
     public void truncate(long length) throws IOException {
         ensureOpen();
         requireWritable();
@@ -284,6 +296,7 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** {@code fdatasync}: what was written is on stable storage and can be read back after a crash. */
+    @Override
     public void dataSync() throws IOException {
         ensureOpen();
         LibC.fdatasync(fd);
@@ -299,6 +312,7 @@ public final class AlignedFile implements AutoCloseable {
      * Deallocates a range; it reads back zeros and the file size is unchanged. {@code EOPNOTSUPP} if the
      * filesystem cannot. An empty range does nothing.
      */
+    @Override
     public void punchHole(long offset, long length) throws IOException {
         ensureOpen();
         requireWritable();
@@ -357,12 +371,14 @@ public final class AlignedFile implements AutoCloseable {
     }
 
     /** See {@link LibC#seekData}. */
+    @Override
     public long seekData(long offset) throws IOException {
         ensureOpen();
         return LibC.seekData(fd, offset);
     }
 
     /** See {@link LibC#seekHole}. */
+    @Override
     public long seekHole(long offset) throws IOException {
         ensureOpen();
         return LibC.seekHole(fd, offset);

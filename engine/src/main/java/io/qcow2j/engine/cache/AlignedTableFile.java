@@ -1,17 +1,18 @@
 package io.qcow2j.engine.cache;
 
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
-/** A {@link TableFile} over an image file; off-heap tables are page-aligned, so {@code O_DIRECT} needs no bounce. */
+/** A {@link TableFile} over an image file (any {@link PositionalFile}); off-heap tables are page-aligned, so
+ * {@code O_DIRECT} needs no bounce buffer. */
 public final class AlignedTableFile implements TableFile {
-    private final AlignedFile file;
+    private final PositionalFile file;
     private final boolean sync;
     private final java.util.concurrent.atomic.LongAdder syncs = new java.util.concurrent.atomic.LongAdder();
 
     /** @param sync whether {@link #flush} syncs ({@code false} for QEMU's {@code cache=unsafe}) */
-    public AlignedTableFile(AlignedFile file, boolean sync) {
+    public AlignedTableFile(PositionalFile file, boolean sync) {
         this.file = file;
         this.sync = sync;
     }

@@ -1,6 +1,6 @@
 package io.qcow2j.engine.format;
 
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -145,7 +145,7 @@ public final class Qcow2Header {
      * @throws Qcow2FormatException if the image is invalid or refused
      * @throws IOException if reading fails
      */
-    public static Qcow2Header read(AlignedFile file) throws IOException {
+    public static Qcow2Header read(PositionalFile file) throws IOException {
         long fileSize = file.size();
         try (Arena arena = Arena.ofConfined()) {
             long probe = Math.min(fileSize, 1L << Geometry.MIN_CLUSTER_BITS);

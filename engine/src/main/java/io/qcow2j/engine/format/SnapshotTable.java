@@ -1,6 +1,6 @@
 package io.qcow2j.engine.format;
 
-import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -28,7 +28,7 @@ public final class SnapshotTable {
     }
 
     /** Reads the table of an open image whose header is {@code header}. */
-    public static List<Qcow2Snapshot> read(AlignedFile file, Qcow2Header header) throws IOException {
+    public static List<Qcow2Snapshot> read(PositionalFile file, Qcow2Header header) throws IOException {
         if (header.nbSnapshots() == 0) {
             return List.of();
         }

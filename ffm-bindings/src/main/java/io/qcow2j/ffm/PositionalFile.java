@@ -1,0 +1,60 @@
+package io.qcow2j.ffm;
+
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+
+/**
+ * The one small interface through which the engine touches a file: positional reads and writes, size,
+ * durability and space management. {@link AlignedFile} implements it over libc; tests wrap it to record every
+ * write and sync (crash simulation) or to inject faults.
+ *
+ * <p>Implementations are safe for concurrent positional reads and writes.
+ */
+public interface PositionalFile extends AutoCloseable {
+
+    /** Reads up to {@code dst.byteSize()} bytes at {@code offset}; fewer only at end of file. */
+    long read(long offset, MemorySegment dst) throws IOException;
+
+    /** Reads exactly {@code dst.byteSize()} bytes at {@code offset}, or fails with {@link EOFException}. */
+    default void readFully(long offset, MemorySegment dst) throws IOException {
+        long n = read(offset, dst);
+        if (n != dst.byteSize()) {
+            throw new EOFException(path() + ": read of " + dst.byteSize() + " bytes at " + offset + " ended after "
+                    + n + " bytes (end of file)");
+        }
+    }
+
+    /** Writes all of {@code src} at {@code offset}. */
+    void write(long offset, MemorySegment src) throws IOException;
+
+    /** Current size in bytes. */
+    long size() throws IOException;
+
+    /** Bytes the file occupies on its device (allocated blocks). */
+    long allocatedBytes() throws IOException;
+
+    /** Sets the size; growing leaves a hole. */
+    void truncate(long length) throws IOException;
+
+    /** Makes every completed write durable ({@code fdatasync}). */
+    void dataSync() throws IOException;
+
+    /** Deallocates a range: it reads back zeros; the size does not change. */
+    void punchHole(long offset, long length) throws IOException;
+
+    /** First offset ≥ {@code offset} holding data, or -1 if none before the end. */
+    long seekData(long offset) throws IOException;
+
+    /** First offset ≥ {@code offset} in a hole (the end counts), or -1 past the end. */
+    long seekHole(long offset) throws IOException;
+
+    /** Why direct I/O was not used though asked for, or null. */
+    String fallbackReason();
+
+    Path path();
+
+    @Override
+    void close() throws IOException;
+}
