@@ -6,7 +6,6 @@ import io.qcow2j.engine.cache.CacheKind;
 import io.qcow2j.engine.cache.CacheSizes;
 import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.engine.cache.MetadataCache;
-import io.qcow2j.engine.cache.OverlapCheck;
 import io.qcow2j.engine.format.ClusterType;
 import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.Geometry;
@@ -14,6 +13,8 @@ import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.format.Qcow2Snapshot;
+import io.qcow2j.engine.format.SnapshotTable;
 import io.qcow2j.engine.format.SubclusterBitmap;
 import io.qcow2j.engine.format.SubclusterType;
 import io.qcow2j.ffm.PositionalFile;
@@ -74,6 +75,7 @@ public final class Qcow2Image implements BlockDevice {
     /** Whether writes are allowed; cleared (for good) by a corruption event. */
     private volatile boolean writable;
     private final Refcounts refcounts;
+    private final OverlapChecker overlaps;
     /** The image file as the caches see it; every fdatasync goes through it and is counted. */
     private final AlignedTableFile tableFile;
     private final HeaderWriter headerWriter;
@@ -88,7 +90,7 @@ public final class Qcow2Image implements BlockDevice {
 
     private Qcow2Image(String filename, PositionalFile file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
             MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
-            AlignedTableFile tableFile) {
+            AlignedTableFile tableFile, List<Qcow2Snapshot> snapshots) {
         this.filename = filename;
         this.file = file;
         this.header = header;
@@ -108,6 +110,8 @@ public final class Qcow2Image implements BlockDevice {
         this.refcounts = new Refcounts(file, tableFile, g, refcountCache, l2Cache, headerWriter, refcountTable,
                 header.refcountTableOffset(), (int) header.refcountTableClusters());
         this.writable = !options.readOnly();
+        this.overlaps = new OverlapChecker(options.overlapCheck(), clusterSize, header.l1TableOffset(), l1, snapshots,
+                header.snapshotsOffset(), refcounts::table, refcounts::tableOffset, refcounts::tableClusters);
         this.cleaner = options.cacheCleanInterval() > 0
                 ? CacheCleaner.start(Duration.ofSeconds(options.cacheCleanInterval()), lock, l2Cache, refcountCache)
                 : null;
@@ -134,11 +138,11 @@ public final class Qcow2Image implements BlockDevice {
             Qcow2Image[] self = new Qcow2Image[1];
             l2 = MetadataCache.builder(CacheKind.L2_TABLE, tables).tables(sizes.l2Tables())
                     .tableSize(sizes.l2EntrySize()).clusterSize(g.clusterSize()).store(options.tableStore())
-                    .overlapCheck(OverlapCheck.NONE)
+                    .overlapCheck((kind, offset, length) -> self[0].checkOverlap(kind, offset, length))
                     .corruptionListener((kind, offset, message) -> self[0].signalCorruption(message)).build();
             rc = MetadataCache.builder(CacheKind.REFCOUNT_BLOCK, tables).tables(sizes.refcountBlocks())
                     .tableSize(g.clusterSize()).clusterSize(g.clusterSize()).store(options.tableStore())
-                    .overlapCheck(OverlapCheck.NONE)
+                    .overlapCheck((kind, offset, length) -> self[0].checkOverlap(kind, offset, length))
                     .corruptionListener((kind, offset, message) -> self[0].signalCorruption(message)).build();
             if (!options.readOnly() && header.isCorrupt()) {
                 throw new Qcow2FormatException(filename + ": the image is marked corrupt and cannot be opened"
@@ -150,8 +154,9 @@ public final class Qcow2Image implements BlockDevice {
             }
             long[] refcountTable = Refcounts.readTable(file, header.refcountTableOffset(),
                     header.refcountTableClusters(), g.clusterSize());
+            List<Qcow2Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of() : SnapshotTable.read(file, header);
             Qcow2Image img = new Qcow2Image(filename, file, header, l1, l2, rc, backing, options, fileSize,
-                    refcountTable, tables);
+                    refcountTable, tables, snapshots);
             self[0] = img;
             img.warnings.addAll(openWarnings);
             if (header.isCorrupt()) {
@@ -470,6 +475,7 @@ public final class Qcow2Image implements BlockDevice {
             }
             requireWritable();
             plan = planWrite(guest, src.byteSize());
+            refuseOverlap(plan.host + (plan.windowStart - plan.clusterStart), plan.windowEnd - plan.windowStart, 0);
             if (plan.fresh) {
                 for (int k = 0; k < plan.clusters; k++) {
                     allocating.add(first + k);
@@ -517,6 +523,22 @@ public final class Qcow2Image implements BlockDevice {
                 allocating.remove(first + k);
             }
             allocationLinked.signalAll();
+        }
+    }
+
+    /** The cache's pre-write hook: a table write must not land on other metadata. */
+    private void checkOverlap(CacheKind kind, long offset, long length) throws IOException {
+        refuseOverlap(offset, length, kind == CacheKind.L2_TABLE ? OverlapChecker.ACTIVE_L2 : OverlapChecker.REFCOUNT_BLOCK);
+    }
+
+    /** Refuses a write that would land on metadata: the image is marked corrupt (QEMU's overlap check). */
+    private void refuseOverlap(long offset, long length, int ignore) throws Qcow2FormatException {
+        String hit = overlaps.check(offset, length, ignore);
+        if (hit != null) {
+            String msg = "Preventing invalid write on metadata (overlaps with " + hit + "): " + length + " bytes at 0x"
+                    + Long.toHexString(offset);
+            signalCorruption(msg);
+            throw new Qcow2FormatException(filename + ": " + msg);
         }
     }
 
@@ -756,6 +778,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     private void writeL1Entry(int index, long value) throws IOException {
+        refuseOverlap(header.l1TableOffset() + 8L * index, 8, OverlapChecker.ACTIVE_L1);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment b = arena.allocate(8);
             b.set(BE64, 0, value);

@@ -96,6 +96,11 @@ final class Refcounts {
         return t;
     }
 
+    /** The refcount table as it is now (replaced, not changed in place, when it grows). */
+    long[] table() {
+        return table;
+    }
+
     long tableOffset() {
         return tableOffset;
     }
