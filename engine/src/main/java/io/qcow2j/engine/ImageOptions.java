@@ -25,13 +25,15 @@ import java.util.Objects;
  * @param directFallback       with {@code cache=none}: fall back to buffered I/O (reported) where the
  *                             filesystem refuses {@code O_DIRECT}, instead of failing as QEMU does
  * @param tableStore           where the metadata caches keep their tables: off-heap (default) or heap
+ * @param discardUnmap         {@code discard=unmap}: clusters freed by guest discards and unmapping zero writes
+ *                             are punched out of the image file (QEMU's default {@code discard=ignore} keeps them)
  * @param readOnly             open without write access (the default: ask for writes with {@code readOnly(false)}
  *                             or {@code read-only=off})
  * @param filename             {@code file.filename} from {@code --image-opts}, or null
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
         long cacheCleanInterval, OverlapCheckMode overlapCheck, CacheMode cacheMode, boolean directFallback,
-        TableStore.Kind tableStore, boolean readOnly, String filename) {
+        TableStore.Kind tableStore, boolean discardUnmap, boolean readOnly, String filename) {
 
     public static final long DEFAULT_CACHE_CLEAN_INTERVAL = 600;
 
@@ -65,6 +67,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         b.cacheMode = cacheMode;
         b.directFallback = directFallback;
         b.tableStore = tableStore;
+        b.discardUnmap = discardUnmap;
         b.readOnly = readOnly;
         b.filename = filename;
         return b;
@@ -74,7 +77,8 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
      * Parses {@code key=value[,key=value…]} over {@code base}. Known keys: the QEMU qcow2 options above,
      * {@code cache} ({@code none|writeback|writethrough|unsafe}), {@code cache.direct} and
      * {@code cache.no-flush} ({@code on|off}), {@code read-only}, {@code driver} (must be qcow2),
-     * {@code file.filename}, {@code file.driver} (must be file), and qcow2j's {@code table-store}
+     * {@code file.filename}, {@code file.driver} (must be file), {@code discard} ({@code ignore|unmap}), and
+     * qcow2j's {@code table-store}
      * ({@code off-heap|heap}) and {@code direct-fallback} ({@code on|off}).
      *
      * @throws IllegalArgumentException one line naming the bad option or value
@@ -97,6 +101,12 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
                 case "cache.direct" -> direct = parseBool(k, v);
                 case "cache.no-flush" -> noFlush = parseBool(k, v);
                 case "read-only" -> b.readOnly = parseBool(k, v);
+                case "discard" -> b.discardUnmap = switch (v) {
+                    case "unmap", "on" -> true;
+                    case "ignore", "off" -> false;
+                    default -> throw new IllegalArgumentException(
+                            "Invalid discard option '" + v + "' (expected ignore or unmap)");
+                };
                 case "direct-fallback" -> b.directFallback = parseBool(k, v);
                 case "table-store" -> b.tableStore = switch (v) {
                     case "off-heap" -> TableStore.Kind.OFF_HEAP;
@@ -198,6 +208,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private CacheMode cacheMode = CacheMode.WRITEBACK;
         private boolean directFallback;
         private TableStore.Kind tableStore = TableStore.Kind.OFF_HEAP;
+        private boolean discardUnmap;
         private boolean readOnly = true;
         private String filename;
 
@@ -248,6 +259,11 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
             return this;
         }
 
+        public Builder discardUnmap(boolean v) {
+            discardUnmap = v;
+            return this;
+        }
+
         public Builder readOnly(boolean v) {
             readOnly = v;
             return this;
@@ -260,7 +276,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
 
         public ImageOptions build() {
             return new ImageOptions(l2CacheSize, refcountCacheSize, cacheSize, l2CacheEntrySize, cacheCleanInterval,
-                    overlapCheck, cacheMode, directFallback, tableStore, readOnly, filename);
+                    overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, readOnly, filename);
         }
     }
 }

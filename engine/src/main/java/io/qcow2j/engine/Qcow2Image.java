@@ -720,16 +720,29 @@ public final class Qcow2Image implements BlockDevice {
         }
         if (p.fresh) {
             for (long old : p.oldEntries) {
-                freeCluster(old);
+                freeCluster(old, false);
             }
         }
     }
 
-    /** Drops this image's reference to what an L2 entry points at (QEMU's qcow2_free_any_cluster). */
-    private void freeCluster(long entry) throws IOException {
+    /**
+     * Drops this image's reference to what an L2 entry points at (QEMU's qcow2_free_any_cluster); with
+     * {@code punch}, a data cluster nothing references any more is also deallocated in the file.
+     */
+    private void freeCluster(long entry, boolean punch) throws IOException {
         ClusterType t = L2Entry.clusterType(entry, g);
         switch (t) {
-            case NORMAL, ZERO_ALLOC -> refcounts.free(L2Entry.hostClusterOffset(entry), clusterSize);
+            case NORMAL, ZERO_ALLOC -> {
+                long host = L2Entry.hostClusterOffset(entry);
+                refcounts.free(host, clusterSize);
+                if (punch && refcounts.get(host >>> g.clusterBits()) == 0) {
+                    try {
+                        file.punchHole(host, clusterSize);
+                    } catch (IOException e) {
+                        // discard is advisory: a filesystem that cannot punch keeps the bytes
+                    }
+                }
+            }
             case COMPRESSED -> {
                 int cb = g.clusterBits();
                 long start = CompressedCluster.hostOffset(entry, cb) & ~511L;
@@ -979,7 +992,7 @@ public final class Qcow2Image implements BlockDevice {
                     l2Cache.put(slot);
                 }
                 for (long old : toFree) {
-                    freeCluster(old);
+                    freeCluster(old, options.discardUnmap());
                 }
                 pos = sliceEnd;
             } catch (Qcow2FormatException e) {

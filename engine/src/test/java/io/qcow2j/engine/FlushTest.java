@@ -1,0 +1,70 @@
+package io.qcow2j.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A guest flush costs at most two fdatasync calls: refcount blocks, then L2 tables and data. */
+class FlushTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void allocatingWriteThenFlushCostsAtMostTwoSyncs() throws IOException {
+        Path img = Qemu.create(dir, "f.qcow2", "cluster_size=65536", "1G");
+        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+            byte[] b = new byte[4096];
+            // The first write allocates an L2 table (synced on its own, as QEMU does); flush that away.
+            im.write(0, MemorySegment.ofArray(b));
+            im.flush();
+            for (int i = 1; i <= 20; i++) {
+                long before = im.syncCount();
+                im.write(i * 65536L, MemorySegment.ofArray(b)); // a new data cluster in the same L2 table
+                im.flush();
+                assertThat(im.syncCount() - before).as("syncs for flush %d", i).isEqualTo(2);
+            }
+            long before = im.syncCount();
+            im.write(65536L, MemorySegment.ofArray(b)); // in place: no metadata changes
+            im.flush();
+            assertThat(im.syncCount() - before).isEqualTo(1);
+            before = im.syncCount();
+            im.flush(); // nothing to do but the sync the guest asked for
+            assertThat(im.syncCount() - before).isEqualTo(1);
+        }
+        assertThat(Qemu.run(dir, "qemu-img", "check", "f.qcow2")).contains("No errors were found");
+    }
+
+    @Test
+    void discardUnmapPunchesFreedClustersOutOfTheFile() throws IOException {
+        Path img = Qemu.create(dir, "d.qcow2", "cluster_size=65536", "64M");
+        Qemu.io(img, "write -P 0x42 0 32M");
+        long before;
+        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).discardUnmap(true).build())) {
+            before = im.allocatedBytes();
+            im.discard(0, 16L << 20);
+            im.flush();
+            assertThat(im.allocatedBytes()).isLessThan(before - (15L << 20));
+            byte[] b = new byte[4096];
+            im.read(0, MemorySegment.ofArray(b));
+            assertThat(b).containsOnly(0);
+        }
+        assertThat(Qemu.run(dir, "qemu-img", "check", "d.qcow2")).contains("No errors were found");
+    }
+
+    @Test
+    void unsafeModeNeverSyncs() throws IOException {
+        Path img = Qemu.create(dir, "u.qcow2", "cluster_size=65536", "1G");
+        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).cacheMode(CacheMode.UNSAFE).build())) {
+            for (int i = 0; i < 10; i++) {
+                im.write(i * 65536L, MemorySegment.ofArray(new byte[4096]));
+                im.flush();
+            }
+            assertThat(im.syncCount()).isZero();
+        }
+        assertThat(Qemu.run(dir, "qemu-img", "check", "u.qcow2")).contains("No errors were found");
+    }
+}
