@@ -20,7 +20,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -36,10 +36,15 @@ public final class Main implements Runnable {
 
     /** Runs the command line and returns the exit status; used by tests without starting a JVM. */
     public static int run(String... args) {
+        return commandLine().execute(args);
+    }
+
+    /** The configured command line (tests set its out and err writers). */
+    static CommandLine commandLine() {
         CommandLine cmd = new CommandLine(new Main());
         cmd.setExecutionExceptionHandler(Main::onError);
         cmd.setParameterExceptionHandler(Main::onBadArguments);
-        return cmd.execute(args);
+        return cmd;
     }
 
     @Override

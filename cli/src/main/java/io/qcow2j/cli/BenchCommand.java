@@ -1,0 +1,415 @@
+package io.qcow2j.cli;
+
+import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.Images;
+import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Sizes;
+import io.qcow2j.engine.cache.CacheStatistics;
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
+import io.qcow2j.ffm.PositionalFile;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicLong;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/**
+ * {@code qcow2j bench}: {@code qemu-img bench}'s flags and output, so that one argument list runs both tools.
+ * Requests go out {@code depth} at a time (one platform thread per request in flight: a downcall pins a
+ * virtual thread's carrier, which would cap the real depth at the number of cores), at offset
+ * {@code offset + i × step} modulo the image size. Between qemu-img's first and last lines it prints what
+ * qemu-img does not: IOPS, throughput, latency percentiles, cache statistics and fdatasync calls.
+ * {@code -f raw} runs the same pattern on a raw file with plain pread/pwrite: the physical limit.
+ */
+@Command(name = "bench", sortOptions = false, description = {
+    "Run a simple image benchmark, as qemu-img bench: COUNT requests of SIZE bytes, DEPTH in parallel,",
+    "starting at OFFSET and advancing by STEP (wrapping at the end of the image); reads unless -w."})
+public final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-c", paramLabel = "COUNT", description = "number of requests (default 75000)")
+    int count = 75000;
+
+    @Option(names = "-d", paramLabel = "DEPTH", description = "requests in flight (default 64)")
+    int depth = 64;
+
+    @Option(names = "-f", paramLabel = "FMT", description = "qcow2 (default) or raw")
+    String format = "qcow2";
+
+    @Option(names = "--flush-interval", paramLabel = "N", description = "flush every N requests (writes only)")
+    int flushInterval;
+
+    @Option(names = "--no-drain", description = "do not wait for requests in flight before a flush")
+    boolean noDrain;
+
+    @Option(names = "-i", paramLabel = "AIO", description = "accepted for compatibility (threads are used)")
+    String aio;
+
+    @Option(names = "-n", description = "accepted for compatibility (native AIO): ignored")
+    boolean nativeAio;
+
+    @Option(names = "-o", paramLabel = "OFFSET", description = "first offset (default 0)")
+    String offset = "0";
+
+    @Option(names = "--pattern", paramLabel = "PATTERN", description = "byte written (default 0)")
+    int pattern;
+
+    @Option(names = "-q", description = "accepted for compatibility")
+    boolean quiet;
+
+    @Option(names = "-s", paramLabel = "SIZE", description = "bytes per request (default 4096)")
+    String size = "4096";
+
+    @Option(names = "-S", paramLabel = "STEP", description = "offset step (default: SIZE)")
+    String step;
+
+    @Option(names = "-t", paramLabel = "CACHE", description = "none, writeback (default), writethrough, unsafe")
+    String cache = "writeback";
+
+    @Option(names = "-w", description = "write instead of read")
+    boolean write;
+
+    @Option(names = "-U", description = "accepted for compatibility (force share)")
+    boolean forceShare;
+
+    @Option(names = "--image-opts", description = "FILENAME is an option string: driver=qcow2,file.filename=...")
+    boolean imageOpts;
+
+    @Option(names = "--output", paramLabel = "FMT", description = "human (default) or json")
+    String output = "human";
+
+    @Parameters(index = "0", paramLabel = "FILENAME")
+    String filename;
+
+    /** The I/O a run drives: a qcow2 image or a raw file. */
+    private interface Target extends AutoCloseable {
+        long size();
+
+        void read(long offset, MemorySegment buf) throws IOException;
+
+        void write(long offset, MemorySegment buf) throws IOException;
+
+        void flush() throws IOException;
+
+        @Override
+        void close() throws IOException;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        long bufsize = Sizes.parse("buffer size", size);
+        long stepSize = step == null ? bufsize : Sizes.parse("step size", step);
+        long start = Sizes.parse("offset", offset);
+        checkRange("request count", count);
+        checkRange("queue depth", depth);
+        checkRange("buffer size", bufsize);
+        if (pattern < 0 || pattern > 255) {
+            throw new IllegalArgumentException("Invalid pattern byte specified. Must be between 0 and 255.");
+        }
+        if (flushInterval != 0 && !write) {
+            throw new IllegalArgumentException("--flush-interval is only available in write tests");
+        }
+        if (flushInterval != 0 && flushInterval < depth) {
+            throw new IllegalArgumentException("Flush interval can't be smaller than depth");
+        }
+        if (!output.equals("human") && !output.equals("json")) {
+            throw new IllegalArgumentException("--output must be human or json, not '" + output + "'");
+        }
+        CacheMode mode = CacheMode.parse(cache);
+        PrintWriter out = spec.commandLine().getOut();
+        try (Target target = open(mode)) {
+            long imageSize = target.size();
+            if (imageSize <= 0) {
+                throw new IllegalArgumentException(filename + ": image is empty");
+            }
+            if (output.equals("human")) {
+                out.printf("Sending %d %s requests, %d bytes each, %d in parallel (starting at offset %d, step size %d)%n",
+                        count, write ? "write" : "read", bufsize, depth, start, stepSize);
+                if (flushInterval != 0) {
+                    out.printf("Sending flush every %d requests%n", flushInterval);
+                }
+                out.flush();
+            }
+            Run run = new Run(target, imageSize, bufsize, stepSize, start);
+            long t0 = System.nanoTime();
+            run.go();
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            if (image != null) {
+                stats = snapshot(image);
+            }
+            report(out, run, seconds, bufsize);
+        }
+        return 0;
+    }
+
+    private static void checkRange(String what, long v) {
+        if (v < 1 || v > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("Invalid " + what + " specified. Must be between 1 and 2147483647.");
+        }
+    }
+
+    private Qcow2Image image;
+
+    private Target open(CacheMode mode) throws IOException {
+        ImageOptions base = ImageOptions.builder().cacheMode(mode).readOnly(!write).build();
+        String file = filename;
+        ImageOptions opts = base;
+        if (imageOpts) {
+            opts = ImageOptions.parse(filename, base);
+            if (opts.filename() == null) {
+                throw new IllegalArgumentException("--image-opts needs file.filename=...");
+            }
+            file = opts.filename();
+            opts = opts.toBuilder().readOnly(!write).build();
+        }
+        if (format.equals("raw")) {
+            IoMode io = mode == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
+            PositionalFile f = write ? AlignedFile.open(Path.of(file), io, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                    : AlignedFile.open(Path.of(file), io, StandardOpenOption.READ);
+            long sz = f.size();
+            boolean sync = mode != CacheMode.UNSAFE;
+            return new Target() {
+                final AtomicLong syncs = new AtomicLong();
+
+                public long size() {
+                    return sz;
+                }
+
+                public void read(long off, MemorySegment b) throws IOException {
+                    f.read(off, b);
+                }
+
+                public void write(long off, MemorySegment b) throws IOException {
+                    f.write(off, b);
+                    if (mode == CacheMode.WRITETHROUGH) {
+                        flush();
+                    }
+                }
+
+                public void flush() throws IOException {
+                    if (sync) {
+                        f.dataSync();
+                        syncs.incrementAndGet();
+                    }
+                }
+
+                public void close() throws IOException {
+                    rawSyncs = syncs.get();
+                    f.close();
+                }
+            };
+        }
+        if (!format.equals("qcow2")) {
+            throw new IllegalArgumentException("Unknown file format '" + format + "' (qcow2 or raw)");
+        }
+        Qcow2Image im = Images.open(Path.of(file), opts);
+        for (String w : im.warnings()) {
+            spec.commandLine().getErr().println("qcow2j: warning: " + w);
+        }
+        image = im;
+        return new Target() {
+            public long size() {
+                return im.size();
+            }
+
+            public void read(long off, MemorySegment b) throws IOException {
+                im.read(off, b);
+            }
+
+            public void write(long off, MemorySegment b) throws IOException {
+                im.write(off, b);
+            }
+
+            public void flush() throws IOException {
+                im.flush();
+            }
+
+            public void close() throws IOException {
+                im.close();
+            }
+        };
+    }
+
+    private long rawSyncs;
+    private Map<String, Object> stats;
+
+    private static Map<String, Object> snapshot(Qcow2Image im) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("l2-cache", cacheStats(im.l2CacheStatistics()));
+        m.put("refcount-cache", cacheStats(im.refcountCacheStatistics()));
+        m.put("syncs", im.syncCount());
+        return m;
+    }
+
+    private static Map<String, Object> cacheStats(CacheStatistics.Snapshot s) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("hits", s.hits());
+        m.put("misses", s.misses());
+        m.put("loads", s.loads());
+        m.put("evictions", s.evictions());
+        m.put("write-backs", s.writebacks());
+        m.put("probes-per-lookup", Math.round(s.probesPerLookup() * 100) / 100.0);
+        return m;
+    }
+
+    /** One run: workers take request numbers from a counter; flushes drain unless --no-drain. */
+    private final class Run {
+        final Target target;
+        final long imageSize;
+        final long bufsize;
+        final long stepSize;
+        final long start;
+        final long[] latencies = new long[count];
+        final AtomicLong next = new AtomicLong();
+        final AtomicLong completed = new AtomicLong();
+        /** Requests with a number below this may start (advanced past each drained flush). */
+        long released;
+        final Object gate = new Object();
+        volatile Throwable failure;
+
+        Run(Target target, long imageSize, long bufsize, long stepSize, long start) {
+            this.target = target;
+            this.imageSize = imageSize;
+            this.bufsize = bufsize;
+            this.stepSize = stepSize;
+            this.start = start;
+            this.released = flushInterval != 0 && !noDrain ? flushInterval : Long.MAX_VALUE;
+        }
+
+        long offsetOf(long i) {
+            long o = Math.floorMod(start, imageSize);
+            return Math.floorMod(o + Math.floorMod(i * Math.floorMod(stepSize, imageSize), imageSize), imageSize);
+        }
+
+        void go() throws Exception {
+            List<Thread> threads = new ArrayList<>();
+            for (int t = 0; t < Math.min(depth, count); t++) {
+                threads.add(Thread.ofPlatform().name("bench-" + t).start(this::work));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            if (failure != null) {
+                throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        void work() {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment buf = arena.allocate(bufsize, 4096);
+                if (write) {
+                    buf.fill((byte) pattern);
+                }
+                while (failure == null) {
+                    long i = next.getAndIncrement();
+                    if (i >= count) {
+                        return;
+                    }
+                    synchronized (gate) {
+                        while (i >= released && failure == null) {
+                            gate.wait();
+                        }
+                    }
+                    long off = offsetOf(i);
+                    if (off + bufsize > imageSize) {
+                        throw new IOException("request " + i + " of " + bufsize + " bytes at offset " + off
+                                + " runs past the end of the image (" + imageSize + " bytes)");
+                    }
+                    long t0 = System.nanoTime();
+                    if (write) {
+                        target.write(off, buf);
+                    } else {
+                        target.read(off, buf);
+                    }
+                    latencies[(int) i] = System.nanoTime() - t0;
+                    long done = completed.incrementAndGet();
+                    if (flushInterval != 0 && done % flushInterval == 0) {
+                        target.flush();
+                        if (!noDrain) {
+                            synchronized (gate) {
+                                released = done + flushInterval;
+                                gate.notifyAll();
+                            }
+                        }
+                    }
+                }
+            } catch (Throwable e) {
+                failure = e;
+                synchronized (gate) {
+                    gate.notifyAll();
+                }
+            }
+        }
+    }
+
+    private void report(PrintWriter out, Run run, double seconds, long bufsize) {
+        long[] lat = run.latencies.clone();
+        Arrays.sort(lat);
+        double iops = count / seconds;
+        double mibs = iops * bufsize / (1 << 20);
+        Map<String, Object> pct = new LinkedHashMap<>();
+        for (double p : new double[] {50, 90, 99, 99.9}) {
+            pct.put("p" + (p == Math.rint(p) ? String.valueOf((int) p) : String.valueOf(p)), us(lat[idx(lat, p)]));
+        }
+        pct.put("max", us(lat[lat.length - 1]));
+        if (output.equals("json")) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("filename", filename);
+            m.put("format", format);
+            m.put("operation", write ? "write" : "read");
+            m.put("requests", count);
+            m.put("request-size", bufsize);
+            m.put("depth", depth);
+            m.put("seconds", Math.round(seconds * 1e6) / 1e6);
+            m.put("iops", Math.round(iops * 10) / 10.0);
+            m.put("mib-per-second", Math.round(mibs * 100) / 100.0);
+            m.put("latency-us", pct);
+            if (stats != null) {
+                m.putAll(stats);
+            } else {
+                m.put("syncs", rawSyncs);
+            }
+            out.println(Json.pretty(m));
+            out.flush();
+            return;
+        }
+        StringBuilder l = new StringBuilder();
+        pct.forEach((k, v) -> l.append(l.length() == 0 ? "" : ", ").append(k).append(' ').append(v));
+        out.printf(Locale.ROOT, "%.0f IOPS, %.2f MiB/s; latency (us): %s%n", iops, mibs, l);
+        if (image != null) {
+            out.println("L2 cache: " + image.l2CacheStatistics());
+            out.println("refcount cache: " + image.refcountCacheStatistics());
+            out.println("fdatasync calls: " + stats.get("syncs"));
+        } else {
+            out.println("fdatasync calls: " + rawSyncs);
+        }
+        out.printf(Locale.ROOT, "Run completed in %3.3f seconds.%n", seconds);
+        out.flush();
+    }
+
+    private static int idx(long[] sorted, double p) {
+        return (int) Math.min(sorted.length - 1, Math.max(0, Math.ceil(p / 100 * sorted.length) - 1));
+    }
+
+    private static double us(long nanos) {
+        return Math.round(nanos / 100.0) / 10.0;
+    }
+}
