@@ -76,6 +76,11 @@ public final class ImageCheck {
     private static final long BME_TABLE_ENTRY_RESERVED_MASK = 0xff00_0000_0000_01feL;
     private static final long BME_TABLE_ENTRY_OFFSET_MASK = 0x00ff_ffff_ffff_fe00L;
     private static final int BME_DIR_ENTRY_SIZE = 24;
+    /**
+     * QEMU's {@code BDRV_MAX_LENGTH} (2^63 - 2^30): a read that reaches past it fails with an I/O error
+     * there, wherever the file ends.
+     */
+    static final long MAX_READ_END = Long.MAX_VALUE & -(1L << 30);
 
     /**
      * The outcome of a check: what {@code qemu-img check --output=json} reports.
@@ -303,7 +308,7 @@ public final class ImageCheck {
         }
         long bytes = size * 8;
         inc(offset, bytes);
-        if (offset < 0 || offset > Long.MAX_VALUE - bytes) {
+        if (!readable(offset, bytes)) {
             throw new Qcow2FormatException(image.filename() + ": cannot read the L1 table of " + who + " at 0x"
                     + hex(offset) + ": offset out of range");
         }
@@ -581,7 +586,7 @@ public final class ImageCheck {
 
     /**
      * Whether a refcount block cannot be read: unaligned (QEMU signals a corruption and fails the lookup) or
-     * at an offset of 2^63 or more (the read fails).
+     * beyond the offsets a read may reach (the read fails).
      */
     private boolean unreadableBlock(long blockOffset, long tableIndex) {
         if ((blockOffset & (cs - 1)) != 0) {
@@ -593,7 +598,12 @@ public final class ImageCheck {
             }
             return true;
         }
-        return blockOffset < 0;
+        return !readable(blockOffset, cs);
+    }
+
+    /** Whether QEMU can read {@code len} bytes at {@code offset} (unsigned) at all. */
+    private static boolean readable(long offset, long len) {
+        return offset >= 0 && offset <= MAX_READ_END && len <= MAX_READ_END - offset;
     }
 
     /** The stored refcount of a cluster; sets {@link #unreadable} if its refcount block cannot be read. */
@@ -676,7 +686,7 @@ public final class ImageCheck {
         for (Bitmap bm : list) {
             long bytes = bm.tableSize() * 8;
             inc(bm.tableOffset(), bytes);
-            if (bm.tableOffset() < 0) {
+            if (!readable(bm.tableOffset(), bytes)) {
                 corruptions++;
                 throw bitmapFailure("cannot read the bitmap table at 0x" + hex(bm.tableOffset()));
             }
@@ -714,7 +724,7 @@ public final class ImageCheck {
     private List<Bitmap> loadBitmapDirectory(BitmapsExtension ext) throws IOException {
         long size = ext.directorySize(); // ≤ 64 MiB by the header's validation
         long offset = ext.directoryOffset();
-        if (size == 0 || offset < 0) {
+        if (size == 0 || !readable(offset, size)) {
             corruptions++;
             throw bitmapFailure("bitmap directory at 0x" + hex(offset) + " (" + udec(size) + " bytes) cannot be read");
         }
