@@ -1106,6 +1106,32 @@ public final class Qcow2Image implements BlockDevice {
         return l1.clone();
     }
 
+    // ---------------------------------------------------------------- for ImageCheck
+
+    /** The metadata lock: the caches, and whatever must see the metadata hold still, are used under it. */
+    ReentrantLock metadataLock() {
+        return lock;
+    }
+
+    PositionalFile file() {
+        return file;
+    }
+
+    /** The L2 cache; only under {@link #metadataLock()}. */
+    MetadataCache l2Cache() {
+        return l2Cache;
+    }
+
+    /** The refcount block cache; only under {@link #metadataLock()}. */
+    MetadataCache refcountCache() {
+        return refcountCache;
+    }
+
+    /** The active L1 table as read at open; not a copy: callers must not change it. */
+    long[] activeL1() {
+        return l1;
+    }
+
     /**
      * Flushes (when writable) and releases everything. If the flush fails, the image stays open with its
      * dirty tables and the error is thrown: close again to retry.
