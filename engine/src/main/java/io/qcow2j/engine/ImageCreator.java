@@ -164,82 +164,82 @@ public final class ImageCreator {
         public String compat() {
             return version == 2 ? "0.10" : "1.1";
         }
-    }
 
-    /** Mutable form of {@link Options}. */
-    public static final class Builder {
-        private Long size;
-        private long clusterSize = DEFAULT_CLUSTER_SIZE;
-        private int version = 3;
-        private long refcountBits = DEFAULT_REFCOUNT_BITS;
-        private boolean extendedL2;
-        private boolean lazyRefcounts;
-        private CompressionType compressionType = CompressionType.ZLIB;
-        private String backingFile;
-        private String backingFormat;
-        private Preallocation preallocation = Preallocation.OFF;
-        private boolean unsafe;
+        /** Mutable form of {@link Options}. */
+        public static final class Builder {
+            private Long size;
+            private long clusterSize = DEFAULT_CLUSTER_SIZE;
+            private int version = 3;
+            private long refcountBits = DEFAULT_REFCOUNT_BITS;
+            private boolean extendedL2;
+            private boolean lazyRefcounts;
+            private CompressionType compressionType = CompressionType.ZLIB;
+            private String backingFile;
+            private String backingFormat;
+            private Preallocation preallocation = Preallocation.OFF;
+            private boolean unsafe;
 
-        private Builder() {}
+            private Builder() {}
 
-        public Builder size(Long bytes) {
-            size = bytes;
-            return this;
-        }
+            public Builder size(Long bytes) {
+                size = bytes;
+                return this;
+            }
 
-        public Builder clusterSize(long bytes) {
-            clusterSize = bytes;
-            return this;
-        }
+            public Builder clusterSize(long bytes) {
+                clusterSize = bytes;
+                return this;
+            }
 
-        public Builder version(int v) {
-            version = v;
-            return this;
-        }
+            public Builder version(int v) {
+                version = v;
+                return this;
+            }
 
-        public Builder refcountBits(long bits) {
-            refcountBits = bits;
-            return this;
-        }
+            public Builder refcountBits(long bits) {
+                refcountBits = bits;
+                return this;
+            }
 
-        public Builder extendedL2(boolean on) {
-            extendedL2 = on;
-            return this;
-        }
+            public Builder extendedL2(boolean on) {
+                extendedL2 = on;
+                return this;
+            }
 
-        public Builder lazyRefcounts(boolean on) {
-            lazyRefcounts = on;
-            return this;
-        }
+            public Builder lazyRefcounts(boolean on) {
+                lazyRefcounts = on;
+                return this;
+            }
 
-        public Builder compressionType(CompressionType type) {
-            compressionType = type;
-            return this;
-        }
+            public Builder compressionType(CompressionType type) {
+                compressionType = type;
+                return this;
+            }
 
-        public Builder backingFile(String name) {
-            backingFile = name;
-            return this;
-        }
+            public Builder backingFile(String name) {
+                backingFile = name;
+                return this;
+            }
 
-        public Builder backingFormat(String format) {
-            backingFormat = format;
-            return this;
-        }
+            public Builder backingFormat(String format) {
+                backingFormat = format;
+                return this;
+            }
 
-        public Builder preallocation(Preallocation p) {
-            preallocation = p;
-            return this;
-        }
+            public Builder preallocation(Preallocation p) {
+                preallocation = p;
+                return this;
+            }
 
-        public Builder unsafe(boolean on) {
-            unsafe = on;
-            return this;
-        }
+            public Builder unsafe(boolean on) {
+                unsafe = on;
+                return this;
+            }
 
-        public Options build() {
-            return new Options(size, clusterSize, version, refcountBits, extendedL2, lazyRefcounts, compressionType,
-                    backingFile, backingFormat, preallocation, unsafe);
+            public Options build() {
+                return new Options(size, clusterSize, version, refcountBits, extendedL2, lazyRefcounts, compressionType,
+                        backingFile, backingFormat, preallocation, unsafe);
+            }
         }
     }
 
@@ -279,7 +279,7 @@ public final class ImageCreator {
      * @throws IllegalArgumentException with QEMU's message for an unknown key or a value of the wrong type
      */
     public static Options parse(String text, Options base) {
-        Builder b = base.toBuilder();
+        Options.Builder b = base.toBuilder();
         for (Map.Entry<String, String> e : splitOptions(text).entrySet()) {
             String k = e.getKey();
             String v = e.getValue();

@@ -334,7 +334,8 @@ class ImageCreatorTest {
         assertSameFile(p, dir.resolve("q.qcow2"));
         // a raw backing file's size is rounded up to whole sectors, as QEMU reports it
         Files.write(dir.resolve("odd.raw"), new byte[1000]);
-        ImageCreator.Result r = ImageCreator.create(p, b.toBuilder().backingFile("odd.raw").backingFormat("raw").build());
+        ImageCreator.Result r = ImageCreator.create(p,
+                b.toBuilder().backingFile("odd.raw").backingFormat("raw").build());
         assertThat(r.size()).isEqualTo(1024);
         assertThatThrownBy(() -> ImageCreator.create(dir.resolve("no/such/dir.qcow2"),
                 Options.defaults().toBuilder().size(1L << 20).build())).isInstanceOf(IOException.class)
