@@ -20,7 +20,10 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {
+            CommandLine.HelpCommand.class,
+            CreateCommand.class,
+        })
 public final class Main implements Runnable {
 
     @CommandLine.Spec
