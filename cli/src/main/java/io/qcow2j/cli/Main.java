@@ -20,7 +20,12 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {CommandLine.HelpCommand.class, BenchCommand.class, CheckCommand.class})
+        subcommands = {
+            CommandLine.HelpCommand.class,
+            CreateCommand.class,
+            CheckCommand.class,
+            BenchCommand.class,
+        })
 public final class Main implements Runnable {
 
     @CommandLine.Spec
