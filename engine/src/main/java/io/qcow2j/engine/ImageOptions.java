@@ -27,13 +27,14 @@ import java.util.Objects;
  * @param tableStore           where the metadata caches keep their tables: off-heap (default) or heap
  * @param discardUnmap         {@code discard=unmap}: clusters freed by guest discards and unmapping zero writes
  *                             are punched out of the image file (QEMU's default {@code discard=ignore} keeps them)
+ * @param lazyRefcounts        {@code lazy-refcounts}: null follows the image header (compat 1.1 images only)
  * @param readOnly             open without write access (the default: ask for writes with {@code readOnly(false)}
  *                             or {@code read-only=off})
  * @param filename             {@code file.filename} from {@code --image-opts}, or null
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
         long cacheCleanInterval, OverlapCheckMode overlapCheck, CacheMode cacheMode, boolean directFallback,
-        TableStore.Kind tableStore, boolean discardUnmap, boolean readOnly, String filename) {
+        TableStore.Kind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename) {
 
     public static final long DEFAULT_CACHE_CLEAN_INTERVAL = 600;
 
@@ -68,6 +69,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         b.directFallback = directFallback;
         b.tableStore = tableStore;
         b.discardUnmap = discardUnmap;
+        b.lazyRefcounts = lazyRefcounts;
         b.readOnly = readOnly;
         b.filename = filename;
         return b;
@@ -101,6 +103,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
                 case "cache.direct" -> direct = parseBool(k, v);
                 case "cache.no-flush" -> noFlush = parseBool(k, v);
                 case "read-only" -> b.readOnly = parseBool(k, v);
+                case "lazy-refcounts" -> b.lazyRefcounts = parseBool(k, v);
                 case "discard" -> b.discardUnmap = switch (v) {
                     case "unmap", "on" -> true;
                     case "ignore", "off" -> false;
@@ -209,6 +212,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private boolean directFallback;
         private TableStore.Kind tableStore = TableStore.Kind.OFF_HEAP;
         private boolean discardUnmap;
+        private Boolean lazyRefcounts;
         private boolean readOnly = true;
         private String filename;
 
@@ -264,6 +268,11 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
             return this;
         }
 
+        public Builder lazyRefcounts(Boolean v) {
+            lazyRefcounts = v;
+            return this;
+        }
+
         public Builder readOnly(boolean v) {
             readOnly = v;
             return this;
@@ -276,7 +285,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
 
         public ImageOptions build() {
             return new ImageOptions(l2CacheSize, refcountCacheSize, cacheSize, l2CacheEntrySize, cacheCleanInterval,
-                    overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, readOnly, filename);
+                    overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, lazyRefcounts, readOnly, filename);
         }
     }
 }

@@ -49,7 +49,7 @@ public final class Qcow2Image implements BlockDevice {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final String filename;
-    private final PositionalFile file;
+    private final WrittenExtent file;
     private final Qcow2Header header;
     private final Geometry g;
     private final int clusterSize;
@@ -76,6 +76,8 @@ public final class Qcow2Image implements BlockDevice {
     private volatile boolean writable;
     private final Refcounts refcounts;
     private final OverlapChecker overlaps;
+    /** Refcounts may lag behind L2 tables while the header's dirty bit is set (see {@link #markDirtyIfLazy}). */
+    private final boolean lazyRefcounts;
     /** The image file as the caches see it; every fdatasync goes through it and is counted. */
     private final AlignedTableFile tableFile;
     private final HeaderWriter headerWriter;
@@ -88,7 +90,7 @@ public final class Qcow2Image implements BlockDevice {
     private final Set<Long> allocating = new HashSet<>();
     private final Condition allocationLinked = lock.newCondition();
 
-    private Qcow2Image(String filename, PositionalFile file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
+    private Qcow2Image(String filename, WrittenExtent file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
             MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
             AlignedTableFile tableFile, List<Qcow2Snapshot> snapshots) {
         this.filename = filename;
@@ -110,6 +112,8 @@ public final class Qcow2Image implements BlockDevice {
         this.refcounts = new Refcounts(file, tableFile, g, refcountCache, l2Cache, headerWriter, refcountTable,
                 header.refcountTableOffset(), (int) header.refcountTableClusters());
         this.writable = !options.readOnly();
+        this.lazyRefcounts = header.version() >= 3
+                && (options.lazyRefcounts() != null ? options.lazyRefcounts() : header.lazyRefcounts());
         this.overlaps = new OverlapChecker(options.overlapCheck(), clusterSize, header.l1TableOffset(), l1, snapshots,
                 header.snapshotsOffset(), refcounts::table, refcounts::tableOffset, refcounts::tableClusters);
         this.cleaner = options.cacheCleanInterval() > 0
@@ -121,11 +125,13 @@ public final class Qcow2Image implements BlockDevice {
      * Opens the qcow2 image in {@code file} whose header was read and validated; see {@link Images#open} for
      * backing files and format probing. Takes ownership of {@code file} (closes it on failure too) and of {@code backing}.
      */
-    static Qcow2Image open(String filename, PositionalFile file, Qcow2Header header, ImageOptions options,
+    static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
             BlockDevice backing, List<String> openWarnings) throws IOException {
         MetadataCache l2 = null;
         MetadataCache rc = null;
+        PositionalFile file = opened;
         try {
+            file = new WrittenExtent(opened);
             long fileSize = file.size();
             if (header.hasExternalDataFile()) {
                 throw new Qcow2FormatException(filename + ": images with an external data file are not supported");
@@ -155,7 +161,7 @@ public final class Qcow2Image implements BlockDevice {
             long[] refcountTable = Refcounts.readTable(file, header.refcountTableOffset(),
                     header.refcountTableClusters(), g.clusterSize());
             List<Qcow2Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of() : SnapshotTable.read(file, header);
-            Qcow2Image img = new Qcow2Image(filename, file, header, l1, l2, rc, backing, options, fileSize,
+            Qcow2Image img = new Qcow2Image(filename, (WrittenExtent) file, header, l1, l2, rc, backing, options, fileSize,
                     refcountTable, tables, snapshots);
             self[0] = img;
             img.warnings.addAll(openWarnings);
@@ -438,6 +444,8 @@ public final class Qcow2Image implements BlockDevice {
         boolean link;
         long[] oldEntries;
         long[] oldBitmaps;
+        /** The new host clusters lie where the file was never written: they read as zeros already. */
+        boolean unwrittenSpace;
     }
 
     /**
@@ -549,7 +557,8 @@ public final class Qcow2Image implements BlockDevice {
 
     /**
      * Writes the plan's window: the request's bytes, and around them (copy-on-write) the bytes the guest
-     * reads there now. Returns whether anything was copied.
+     * reads there now. Returns whether the copied bytes must be durable before an L2 entry points at them:
+     * not when they are zeros written where the file never held data (they read as zeros anyway).
      */
     private boolean writeData(WritePlan plan, long guest, MemorySegment src) throws IOException {
         long hostAt = plan.host + (plan.windowStart - plan.clusterStart);
@@ -568,7 +577,21 @@ public final class Qcow2Image implements BlockDevice {
             if (tail > 0) {
                 readGuest(guest + plan.bytes, buf.asSlice(head + plan.bytes, tail));
             }
+            boolean mustPersist = !plan.unwrittenSpace || !isZero(buf.asSlice(0, head))
+                    || !isZero(buf.asSlice(head + plan.bytes, tail));
             file.write(hostAt, buf);
+            return mustPersist;
+        }
+    }
+
+    private static final MemorySegment ZEROS = MemorySegment.ofArray(new byte[64 << 10]);
+
+    private static boolean isZero(MemorySegment s) {
+        for (long pos = 0; pos < s.byteSize(); pos += ZEROS.byteSize()) {
+            long n = Math.min(ZEROS.byteSize(), s.byteSize() - pos);
+            if (MemorySegment.mismatch(s, pos, pos + n, ZEROS, 0, n) != -1) {
+                return false;
+            }
         }
         return true;
     }
@@ -639,6 +662,7 @@ public final class Qcow2Image implements BlockDevice {
         p.host = allocate(p.clusters);
         p.fresh = true;
         p.link = true;
+        p.unwrittenSpace = file.end() <= p.host;
         return p;
     }
 
@@ -671,6 +695,7 @@ public final class Qcow2Image implements BlockDevice {
         }
         p.host = allocate(1);
         p.fresh = true;
+        p.unwrittenSpace = file.end() <= p.host;
     }
 
     /** Allocates host clusters; the image now extends over them (they may not be written yet). */
@@ -687,7 +712,10 @@ public final class Qcow2Image implements BlockDevice {
     private void link(WritePlan p, long guest, boolean copied) throws IOException {
         int cb = g.clusterBits();
         if (p.fresh) {
-            l2Cache.setDependency(refcountCache);
+            markDirtyIfLazy();
+            if (!lazyRefcounts) {
+                l2Cache.setDependency(refcountCache);
+            }
             if (copied) {
                 l2Cache.dependsOnFlush(); // the copied data must be on disk before an L2 entry points at it
             }
@@ -1014,10 +1042,39 @@ public final class Qcow2Image implements BlockDevice {
         lock.lock();
         try {
             l2Cache.write();
-            refcountCache.write();
+            if (!headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
+                refcountCache.write(); // with lazy refcounts they wait for a clean close (or an eviction)
+            }
             tableFile.flush();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * Lazy refcounts (QEMU's {@code lazy_refcounts=on}): before the first L2 entry points at a new cluster,
+     * the header's dirty bit is set (and synced); from then on refcount blocks are not ordered before L2
+     * tables nor written by a flush, which costs one {@code fdatasync} per flush instead of two. A clean
+     * close writes them and clears the bit; after a crash the refcounts are rebuilt from the L2 tables.
+     */
+    private void markDirtyIfLazy() throws IOException {
+        if (lazyRefcounts && !headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
+            refcountCache.flush();
+            headerWriter.setIncompatible(Qcow2Header.INCOMPAT_DIRTY, true);
+        }
+    }
+
+    /** QEMU's qcow2_mark_clean: every refcount written and synced, then the dirty bit cleared (synced). */
+    private void markClean() throws IOException {
+        if (headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
+            lock.lock();
+            try {
+                l2Cache.flush();
+                refcountCache.flush();
+                headerWriter.setIncompatible(Qcow2Header.INCOMPAT_DIRTY, false);
+            } finally {
+                lock.unlock();
+            }
         }
     }
 
@@ -1143,6 +1200,7 @@ public final class Qcow2Image implements BlockDevice {
         }
         if (!options.readOnly() && writable) {
             flush();
+            markClean();
         }
         closed = true;
         if (cleaner != null) {

@@ -56,6 +56,40 @@ class FlushTest {
     }
 
     @Test
+    void lazyRefcountsCostOneSyncPerFlushAndACleanCloseClearsTheDirtyBit() throws IOException {
+        Path img = Qemu.create(dir, "l.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
+        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+            byte[] b = new byte[4096];
+            im.write(0, MemorySegment.ofArray(b));
+            im.flush();
+            assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.TRUE);
+            for (int i = 1; i <= 10; i++) {
+                long before = im.syncCount();
+                im.write(i * 65536L, MemorySegment.ofArray(b));
+                im.flush();
+                assertThat(im.syncCount() - before).as("syncs for flush %d", i).isEqualTo(1);
+            }
+        }
+        assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.FALSE);
+        assertThat(Qemu.run(dir, "qemu-img", "check", "l.qcow2")).contains("No errors were found");
+    }
+
+    @Test
+    void lazyRefcountsOffByOptionKeepTheDependency() throws IOException {
+        Path img = Qemu.create(dir, "o.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
+        try (Qcow2Image im = Images.open(img, ImageOptions.parse("lazy-refcounts=off,read-only=off",
+                ImageOptions.defaults()))) {
+            im.write(0, MemorySegment.ofArray(new byte[4096]));
+            im.flush();
+            long before = im.syncCount();
+            im.write(65536L, MemorySegment.ofArray(new byte[4096]));
+            im.flush();
+            assertThat(im.syncCount() - before).isEqualTo(2);
+            assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.FALSE);
+        }
+    }
+
+    @Test
     void unsafeModeNeverSyncs() throws IOException {
         Path img = Qemu.create(dir, "u.qcow2", "cluster_size=65536", "1G");
         try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).cacheMode(CacheMode.UNSAFE).build())) {
