@@ -22,6 +22,7 @@ import picocli.CommandLine.Command;
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            DemoCommand.class,
             CreateCommand.class,
             CheckCommand.class,
             BenchCommand.class,
