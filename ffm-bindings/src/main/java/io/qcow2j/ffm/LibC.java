@@ -211,49 +211,31 @@ public final class LibC {
             // The kernel writes through the raw address and would ignore the segment's read-only view.
             throw new IllegalArgumentException("pread into a read-only segment");
         }
-        long done = 0;
-        long size = dst.byteSize();
-        boolean heap = !dst.isNative();
-        MemorySegment st = state();
-        while (done < size) {
-            long chunk = Math.min(size - done, heap ? MAX_HEAP_TRANSFER : MAX_TRANSFER);
-            MemorySegment part = dst.asSlice(done, chunk);
-            long n;
-            try {
-                n = heap ? (long) PREAD_HEAP.invokeExact(st, fd, part, chunk, offset + done)
-                         : (long) PREAD.invokeExact(st, fd, part, chunk, offset + done);
-            } catch (Throwable t) {
-                throw rethrow(t);
-            }
-            if (n < 0) {
-                int e = errno(st);
-                if (e == Errno.EINTR) {
-                    continue;
-                }
-                throw new ErrnoException(
-                        "pread(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ")", e);
-            }
-            if (n == 0) {
-                break;
-            }
-            done += n;
-        }
-        return done;
+        return transfer("pread", PREAD, PREAD_HEAP, fd, dst, offset, true);
     }
 
     /** Writes all of {@code src} at {@code offset}, looping over short writes and EINTR. */
     public static void pwrite(int fd, MemorySegment src, long offset) throws ErrnoException {
+        transfer("pwrite", PWRITE, PWRITE_HEAP, fd, src, offset, false);
+    }
+
+    /**
+     * The loop of pread and pwrite: chunks no bigger than one call may move, EINTR retried, a short read ends
+     * at end of file, a write of nothing is an error (a regular file never does that; refuse to spin).
+     */
+    private static long transfer(String name, MethodHandle nativeCall, MethodHandle heapCall, int fd,
+            MemorySegment seg, long offset, boolean read) throws ErrnoException {
         long done = 0;
-        long size = src.byteSize();
-        boolean heap = !src.isNative();
+        long size = seg.byteSize();
+        boolean heap = !seg.isNative();
         MemorySegment st = state();
         while (done < size) {
             long chunk = Math.min(size - done, heap ? MAX_HEAP_TRANSFER : MAX_TRANSFER);
-            MemorySegment part = src.asSlice(done, chunk);
+            MemorySegment part = seg.asSlice(done, chunk);
             long n;
             try {
-                n = heap ? (long) PWRITE_HEAP.invokeExact(st, fd, part, chunk, offset + done)
-                         : (long) PWRITE.invokeExact(st, fd, part, chunk, offset + done);
+                n = heap ? (long) heapCall.invokeExact(st, fd, part, chunk, offset + done)
+                         : (long) nativeCall.invokeExact(st, fd, part, chunk, offset + done);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -262,17 +244,18 @@ public final class LibC {
                 if (e == Errno.EINTR) {
                     continue;
                 }
-                throw new ErrnoException(
-                        "pwrite(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ")", e);
+                throw new ErrnoException(name + "(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ")", e);
             }
             if (n == 0) {
-                // A regular file never writes nothing without an error; refuse to spin.
-                throw new ErrnoException(
-                        "pwrite(fd=" + fd + ", " + chunk + " bytes at " + (offset + done) + ") wrote 0 bytes",
-                        Errno.EIO);
+                if (read) {
+                    break;
+                }
+                throw new ErrnoException(name + "(fd=" + fd + ", " + chunk + " bytes at " + (offset + done)
+                        + ") wrote 0 bytes", Errno.EIO);
             }
             done += n;
         }
+        return done;
     }
 
     /** {@code fdatasync(fd)}: file data and the metadata needed to read it back are on stable storage. */
