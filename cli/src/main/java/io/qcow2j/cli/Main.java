@@ -20,7 +20,7 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, IoCommand.class})
 public final class Main implements Runnable {
 
     @CommandLine.Spec
