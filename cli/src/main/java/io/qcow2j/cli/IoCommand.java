@@ -216,6 +216,7 @@ public final class IoCommand implements Callable<Integer> {
                 + stats(img.l2CacheStatistics()) + "\n");
         err.print("  refcount cache: " + sizes.refcountBlocks() + " entries of " + img.header().clusterSize()
                 + " bytes; " + stats(img.refcountCacheStatistics()) + "\n");
+        err.print("  fdatasync calls: " + img.syncCount() + "\n");
         err.flush();
     }
 
