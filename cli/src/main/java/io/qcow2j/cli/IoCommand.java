@@ -135,11 +135,11 @@ public final class IoCommand implements Callable<Integer> {
                         ? "format '" + format + "' is not supported (qcow2j opens qcow2 images)"
                         : "Unknown driver '" + format + "'"));
             }
-            if (Files.isDirectory(Path.of(filename))) {
-                return fail(err, prefix + "Could not open '" + filename + "': Is a directory");
-            }
             Qcow2Image img;
             try {
+                if (Files.isDirectory(Path.of(filename))) {
+                    return fail(err, prefix + "Could not open '" + filename + "': Is a directory");
+                }
                 img = Images.open(Path.of(filename), opts);
             } catch (IOException | RuntimeException e) {
                 return fail(err, prefix + Main.describe(e), e);

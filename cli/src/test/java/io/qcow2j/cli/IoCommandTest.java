@@ -491,6 +491,23 @@ class IoCommandTest {
     }
 
     @Test
+    void engineWarningsGoToStderr() throws IOException {
+        Path img = plainImage();
+        try (var f = java.nio.channels.FileChannel.open(img, java.nio.file.StandardOpenOption.WRITE)) {
+            f.write(java.nio.ByteBuffer.wrap(new byte[] {2}), 79); // incompatible feature bit 1: corrupt
+        }
+        Result rw = ours("io", "-c", "read 0 1", img.toString());
+        assertThat(rw.status()).isEqualTo(exec(dir, "", "qemu-io", "-c", "read 0 1", img.toString()).status())
+                .isEqualTo(1);
+        assertThat(rw.err()).startsWith("qcow2j: can't open device " + img + ": ").contains("corrupt").hasLineCount(1);
+        Result ro = ours("io", "-r", "-c", "read -P 0xa1 0 1", img.toString());
+        Result qemu = exec(dir, "", "qemu-io", "-r", "-c", "read -P 0xa1 0 1", img.toString());
+        assertEquals(masked(qemu.out()), masked(ro.out()));
+        assertThat(ro.status()).isZero();
+        assertThat(ro.err()).isEqualTo("qcow2j: warning: " + img + ": the image is marked corrupt; it is opened read-only\n");
+    }
+
+    @Test
     void writeFromAPatternFileRepeatsIt() throws IOException {
         Path img = plainImage();
         Files.writeString(dir.resolve("pattern.bin"), "abc");
