@@ -25,6 +25,7 @@ import picocli.CommandLine.Command;
             DemoCommand.class,
             CreateCommand.class,
             CheckCommand.class,
+            IoCommand.class,
             BenchCommand.class,
         })
 public final class Main implements Runnable {
