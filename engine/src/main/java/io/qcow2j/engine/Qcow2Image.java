@@ -14,6 +14,8 @@ import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.format.RefcountBlock;
+import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.engine.format.SubclusterType;
 import io.qcow2j.ffm.AlignedFile;
 import java.io.IOException;
@@ -408,6 +410,117 @@ public final class Qcow2Image implements BlockDevice {
     /** Entries of the active L1 table (a copy). */
     public long[] l1Table() {
         return l1.clone();
+    }
+
+    // ---------------------------------------------------------------- refcounts and the image file
+
+    /** The refcount table, read on first use (at most 8 MiB by the header's validation). Under the lock. */
+    private long[] refcountTable;
+    /** {@link #metadataPreallocated()}, once known. Under the lock. */
+    private Boolean metadataPreallocated;
+
+    /**
+     * The refcount of host cluster {@code clusterIndex} (host offset / cluster size), read through the
+     * refcount cache; 0 for a cluster past the refcount table or in an unallocated refcount block.
+     *
+     * @throws Qcow2FormatException if the refcount table entry is invalid or points past the end of the file
+     */
+    public long refcount(long clusterIndex) throws IOException {
+        lock.lock();
+        try {
+            return refcountLocked(clusterIndex);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private long refcountLocked(long cluster) throws IOException {
+        if (refcountTable == null) {
+            refcountTable = readRefcountTable();
+        }
+        long index = cluster >>> g.refcountBlockBits();
+        if (cluster < 0 || index >= refcountTable.length) {
+            return 0;
+        }
+        long block = RefcountTableEntry.checkedBlockOffset(refcountTable[(int) index], index, g);
+        if (block == 0) {
+            return 0;
+        }
+        if (block > fileSize - clusterSize) {
+            String msg = "refcount block offset 0x" + Long.toHexString(block) + " (refcount table index " + index
+                    + ") is past the end of the file";
+            signalCorruption(msg);
+            throw new Qcow2FormatException(filename + ": " + msg);
+        }
+        int slot = refcountCache.get(block);
+        try {
+            return RefcountBlock.get(refcountCache.table(slot), cluster & (g.refcountBlockEntries() - 1),
+                    g.refcountOrder());
+        } finally {
+            refcountCache.put(slot);
+        }
+    }
+
+    private long[] readRefcountTable() throws IOException {
+        long bytes = header.refcountTableClusters() * clusterSize; // bounded by the header's 8 MiB check
+        long[] table = new long[(int) (bytes / 8)];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(bytes, 4096);
+            file.readFully(header.refcountTableOffset(), buf);
+            for (int i = 0; i < table.length; i++) {
+                table[i] = buf.getAtIndex(BE64, i);
+            }
+        }
+        return table;
+    }
+
+    /**
+     * QEMU's {@code qcow2_detect_metadata_preallocation}: true when clearly more clusters of the file are in
+     * use (refcount > 0) than the file has blocks allocated, as after {@code preallocation=metadata}: then
+     * data clusters may be holes in the file, and block status should look at the file
+     * ({@link #fileStatus}) to find zeros, as QEMU does. Counts refcounts through the refcount cache, once.
+     */
+    public boolean metadataPreallocated() throws IOException {
+        lock.lock();
+        try {
+            if (metadataPreallocated == null) {
+                long realClusters = file.stat().allocatedBytes() / clusterSize;
+                long threshold = Math.max(realClusters * 10 / 9, realClusters + 2);
+                long endCluster = (fileSize + clusterSize - 1) / clusterSize;
+                long count = 0;
+                for (long i = 0; i < endCluster && count <= threshold; i++) {
+                    if (refcountLocked(i) != 0) {
+                        count++;
+                    }
+                }
+                metadataPreallocated = count > threshold;
+            }
+            return metadataPreallocated;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Block status of the image file itself at host offset {@code hostOffset}, from {@code SEEK_DATA} /
+     * {@code SEEK_HOLE} as QEMU's file driver reports it: data, or a hole (zero), at most {@code maxLength}
+     * bytes and not past the end of the file (an extent starting at or past the end is empty and zero).
+     */
+    public BlockStatus fileStatus(long hostOffset, long maxLength) throws IOException {
+        long end = Math.min(fileSize, hostOffset + maxLength);
+        if (hostOffset >= end) {
+            return new BlockStatus(hostOffset, 0, true, true, false, false, hostOffset);
+        }
+        long data = file.seekData(hostOffset);
+        if (data < 0 || data >= end) {
+            return new BlockStatus(hostOffset, end - hostOffset, true, true, false, false, hostOffset);
+        }
+        if (data > hostOffset) {
+            return new BlockStatus(hostOffset, data - hostOffset, true, true, false, false, hostOffset);
+        }
+        long hole = file.seekHole(hostOffset);
+        long stop = hole < 0 ? end : Math.min(hole, end);
+        return new BlockStatus(hostOffset, stop - hostOffset, true, false, true, false, hostOffset);
     }
 
     @Override
