@@ -20,7 +20,12 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {
+            CommandLine.HelpCommand.class,
+            InfoCommand.class,
+            MapCommand.class,
+            ConvertCommand.class,
+        })
 public final class Main implements Runnable {
 
     @CommandLine.Spec
@@ -36,7 +41,21 @@ public final class Main implements Runnable {
 
     /** Runs the command line and returns the exit status; used by tests without starting a JVM. */
     public static int run(String... args) {
+        return run(null, null, args);
+    }
+
+    /**
+     * As {@link #run(String...)}, printing to {@code out} and {@code err} instead of System.out/err (null:
+     * those); for tests.
+     */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
         CommandLine cmd = new CommandLine(new Main());
+        if (out != null) {
+            cmd.setOut(out);
+        }
+        if (err != null) {
+            cmd.setErr(err);
+        }
         cmd.setExecutionExceptionHandler(Main::onError);
         cmd.setParameterExceptionHandler(Main::onBadArguments);
         return cmd.execute(args);
