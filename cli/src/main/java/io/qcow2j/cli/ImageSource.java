@@ -5,12 +5,16 @@ import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Option;
@@ -77,14 +81,40 @@ final class ImageSource {
         } catch (NoSuchFileException e) {
             String missing = e.getFile();
             if (missing != null && !missing.equals(name)) {
+                String full = missingBacking(name);
                 throw new CommandFailure("Could not open '" + name + "': Could not open backing file: Could not open '"
-                        + missing + "': No such file or directory", e);
+                        + (full != null ? full : missing) + "': No such file or directory", e);
             }
             throw new CommandFailure("Could not open '" + name + "': No such file or directory", e);
         } catch (IOException | RuntimeException e) {
             throw new CommandFailure("Could not open '" + name + "': " + reason(name, e), e);
         }
         return Chain.of(top, name);
+    }
+
+    /**
+     * The first backing file of the chain from {@code top} that does not exist, named as qemu-img names it
+     * ({@link #pathCombine}), or null.
+     */
+    static String missingBacking(String top) {
+        String cur = top;
+        for (int depth = 0; depth <= Images.MAX_CHAIN_DEPTH; depth++) {
+            Path p = Path.of(cur);
+            if (!Files.exists(p)) {
+                return depth == 0 ? null : cur;
+            }
+            String backing;
+            try (AlignedFile f = AlignedFile.open(p, IoMode.BUFFERED, StandardOpenOption.READ)) {
+                backing = Qcow2Header.read(f).backingFileName().orElse(null);
+            } catch (IOException | RuntimeException e) {
+                return null; // not qcow2 (a raw file ends the chain) or unreadable: nothing to say
+            }
+            if (backing == null) {
+                return null;
+            }
+            cur = pathCombine(cur, backing);
+        }
+        return null;
     }
 
     /**
