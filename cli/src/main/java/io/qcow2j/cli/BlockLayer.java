@@ -67,6 +67,10 @@ final class BlockLayer {
 
     private Status layerStatus(int depth, long offset, long bytes) throws IOException {
         BlockDevice dev = layers.get(depth);
+        if (offset >= dev.size()) {
+            // Past the end of this layer reads as zeros (QEMU stops above it: see the backing rule below).
+            return new Status(bytes, false, true, false, -1);
+        }
         bytes = Math.min(bytes, dev.size() - offset);
         BlockStatus st = dev.blockStatus(offset, bytes);
         long length = st.length();

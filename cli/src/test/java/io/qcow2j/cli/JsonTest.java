@@ -6,8 +6,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /** The JSON writer and the QDict key order, against what qemu-img 7.2 prints. */
+@Timeout(value = 120, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class JsonTest {
     private static Map<String, Object> keys(String... names) {
         Map<String, Object> m = new LinkedHashMap<>();
