@@ -1,7 +1,7 @@
 package io.qcow2j.cli;
 
 /** A command failed for a reason the user should read: the message is the whole one-line report. */
-final class CommandFailure extends RuntimeException {
+class CommandFailure extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
     CommandFailure(String message) {

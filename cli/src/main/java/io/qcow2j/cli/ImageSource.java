@@ -38,8 +38,47 @@ final class ImageSource {
             + " locks: accepted for compatibility).")
     boolean forceShare;
 
-    /** The file name and options an IMAGE argument stands for. */
-    record Spec(String filename, ImageOptions options) {}
+    /**
+     * The file name and options an IMAGE argument stands for; {@code label} is the argument itself, which
+     * names the image in errors (with --image-opts, the option string, as qemu-img does).
+     */
+    record Spec(String filename, ImageOptions options, String label) {
+        /** Runs {@code action}; an open failure of the file itself is reported under the label. */
+        <T> T relabel(IoSupplier<T> action) throws IOException {
+            try {
+                return action.get();
+            } catch (OpenFailure f) {
+                if (label.equals(filename) || !f.name.equals(filename)) {
+                    throw f;
+                }
+                throw new CommandFailure("Could not open '" + label + "': "
+                        + (f.fileLevel ? "Could not open '" + filename + "': " : "") + f.reason, f);
+            }
+        }
+    }
+
+    /** A supplier that may fail with an I/O error. */
+    interface IoSupplier<T> {
+        T get() throws IOException;
+    }
+
+    /**
+     * {@code Could not open 'NAME': REASON}. {@code fileLevel}: the file itself could not be opened (missing,
+     * not a regular file, no permission), as opposed to its contents being refused.
+     */
+    static final class OpenFailure extends CommandFailure {
+        private static final long serialVersionUID = 1L;
+        final String name;
+        final String reason;
+        final boolean fileLevel;
+
+        OpenFailure(String name, String reason, boolean fileLevel, Throwable cause) {
+            super("Could not open '" + name + "': " + reason, cause);
+            this.name = name;
+            this.reason = reason;
+            this.fileLevel = fileLevel;
+        }
+    }
 
     /** Parses IMAGE (a file name, or with --image-opts an option string) over {@code base}. */
     Spec spec(String image, ImageOptions base) {
@@ -49,7 +88,7 @@ final class ImageSource {
                             : "Unknown driver '" + format + "'"));
         }
         if (!imageOpts) {
-            return new Spec(image, base);
+            return new Spec(image, base, image);
         }
         ImageOptions o;
         try {
@@ -60,7 +99,7 @@ final class ImageSource {
         if (o.filename() == null || o.filename().isEmpty()) {
             throw new CommandFailure("Could not open '" + image + "': The 'file' block driver requires a file name");
         }
-        return new Spec(o.filename(), o);
+        return new Spec(o.filename(), o, image);
     }
 
     static boolean knownFormat(String f) {
@@ -72,22 +111,25 @@ final class ImageSource {
     }
 
     /** Opens a qcow2 image and its backing chain for reading. */
-    static Chain openChain(Spec spec) {
-        String name = spec.filename();
+    static Chain openChain(Spec spec) throws IOException {
+        return spec.relabel(() -> openChain(spec.filename(), spec.options()));
+    }
+
+    private static Chain openChain(String name, ImageOptions options) {
         checkQcow2File(name);
         Qcow2Image top;
         try {
-            top = Images.open(Path.of(name), spec.options().toBuilder().readOnly(true).build());
+            top = Images.open(Path.of(name), options.toBuilder().readOnly(true).build());
         } catch (NoSuchFileException e) {
             String missing = e.getFile();
             if (missing != null && !missing.equals(name)) {
                 String full = missingBacking(name);
-                throw new CommandFailure("Could not open '" + name + "': Could not open backing file: Could not open '"
-                        + (full != null ? full : missing) + "': No such file or directory", e);
+                throw new OpenFailure(name, "Could not open backing file: Could not open '"
+                        + (full != null ? full : missing) + "': No such file or directory", false, e);
             }
-            throw new CommandFailure("Could not open '" + name + "': No such file or directory", e);
+            throw new OpenFailure(name, "No such file or directory", true, e);
         } catch (IOException | RuntimeException e) {
-            throw new CommandFailure("Could not open '" + name + "': " + reason(name, e), e);
+            throw new OpenFailure(name, reason(name, e), false, e);
         }
         return Chain.of(top, name);
     }
@@ -122,25 +164,29 @@ final class ImageSource {
      * starts with the qcow2 magic.
      */
     static void checkQcow2File(String name) {
-        Path p = Path.of(name);
-        if (!Files.exists(p)) {
-            throw new CommandFailure("Could not open '" + name + "': No such file or directory");
-        }
-        if (!Files.isRegularFile(p)) {
-            throw new CommandFailure("Could not open '" + name + "': 'file' driver requires '" + name
-                    + "' to be a regular file");
-        }
+        checkFile(name);
         byte[] head;
-        try (InputStream in = Files.newInputStream(p)) {
+        try (InputStream in = Files.newInputStream(Path.of(name))) {
             head = in.readNBytes(4);
         } catch (AccessDeniedException e) {
-            throw new CommandFailure("Could not open '" + name + "': Permission denied", e);
+            throw new OpenFailure(name, "Permission denied", true, e);
         } catch (IOException e) {
-            throw new CommandFailure("Could not open '" + name + "': " + Main.describe(e), e);
+            throw new OpenFailure(name, Main.describe(e), true, e);
         }
         if (head.length < 4 || ((head[0] & 0xff) << 24 | (head[1] & 0xff) << 16 | (head[2] & 0xff) << 8
                 | (head[3] & 0xff)) != QCOW2_MAGIC) {
-            throw new CommandFailure("Could not open '" + name + "': Image is not in qcow2 format");
+            throw new OpenFailure(name, "Image is not in qcow2 format", false, null);
+        }
+    }
+
+    /** The file exists and is a regular file, else qemu-img's words for it. */
+    static void checkFile(String name) {
+        Path p = Path.of(name);
+        if (!Files.exists(p)) {
+            throw new OpenFailure(name, "No such file or directory", true, null);
+        }
+        if (!Files.isRegularFile(p)) {
+            throw new OpenFailure(name, "'file' driver requires '" + name + "' to be a regular file", true, null);
         }
     }
 

@@ -2,6 +2,7 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Sizes;
+import io.qcow2j.engine.cache.CacheSizes;
 import io.qcow2j.engine.format.BitmapsExtension;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
@@ -68,7 +69,7 @@ final class InfoCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         boolean json = parseOutput(output);
         ImageSource.Spec s = source.spec(image, ImageOptions.defaults());
-        List<Map<String, Object>> infos = collect(s.filename(), backingChain);
+        List<Map<String, Object>> infos = s.relabel(() -> collect(s.filename(), s.options(), backingChain));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
             out.print(Json.pretty(backingChain ? infos : infos.get(0)) + "\n");
@@ -94,7 +95,7 @@ final class InfoCommand implements Callable<Integer> {
     }
 
     /** {@code collect_image_info_list}: the image, then (with {@code chain}) each backing file by its full name. */
-    static List<Map<String, Object>> collect(String top, boolean chain) throws IOException {
+    static List<Map<String, Object>> collect(String top, ImageOptions options, boolean chain) throws IOException {
         List<Map<String, Object>> infos = new ArrayList<>();
         Set<String> seen = new HashSet<>();
         String name = top;
@@ -103,7 +104,7 @@ final class InfoCommand implements Callable<Integer> {
             if (!seen.add(name)) {
                 throw new CommandFailure("Backing file '" + name + "' creates an infinite loop.");
             }
-            Map<String, Object> info = imageInfo(name, format);
+            Map<String, Object> info = imageInfo(name, format, infos.isEmpty() ? options : null);
             infos.add(QDict.order(info));
             name = null;
             if (chain && info.containsKey("full-backing-filename")) {
@@ -115,20 +116,14 @@ final class InfoCommand implements Callable<Integer> {
     }
 
     /** One image's {@code ImageInfo}, keys in the QAPI schema's order (QDict ordering comes later). */
-    static Map<String, Object> imageInfo(String name, String format) throws IOException {
+    static Map<String, Object> imageInfo(String name, String format, ImageOptions options) throws IOException {
         Path path = Path.of(name);
-        if (!Files.exists(path)) {
-            throw new CommandFailure("Could not open '" + name + "': No such file or directory");
-        }
-        if (!Files.isRegularFile(path)) {
-            throw new CommandFailure("Could not open '" + name + "': 'file' driver requires '" + name
-                    + "' to be a regular file");
-        }
+        ImageSource.checkFile(name);
         if (format == null) {
             format = hasQcow2Magic(path) ? "qcow2" : "raw";
         }
         return switch (format) {
-            case "qcow2" -> qcow2Info(name, path);
+            case "qcow2" -> qcow2Info(name, path, options);
             case "raw" -> rawInfo(name, path);
             default -> throw new CommandFailure("Could not open '" + name + "': format '" + format
                     + "' is not supported (qcow2j reads qcow2 and raw backing files)");
@@ -156,7 +151,8 @@ final class InfoCommand implements Callable<Integer> {
         return info;
     }
 
-    private static Map<String, Object> qcow2Info(String name, Path path) throws IOException {
+    /** {@code options}: the top image's options, checked against it as opening it would (null: none). */
+    private static Map<String, Object> qcow2Info(String name, Path path, ImageOptions options) throws IOException {
         ImageSource.checkQcow2File(name);
         Map<String, Object> info = new LinkedHashMap<>();
         try (AlignedFile f = AlignedFile.open(path, IoMode.BUFFERED, StandardOpenOption.READ)) {
@@ -167,8 +163,12 @@ final class InfoCommand implements Callable<Integer> {
                 h = Qcow2Header.read(f);
                 snapshots = SnapshotTable.read(f, h);
                 bitmaps = bitmaps(f, h);
-            } catch (Qcow2FormatException e) {
-                throw new CommandFailure("Could not open '" + name + "': " + ImageSource.reason(name, e), e);
+                if (options != null) {
+                    CacheSizes.resolve(options.l2CacheSize(), options.refcountCacheSize(), options.cacheSize(),
+                            options.l2CacheEntrySize(), h.clusterSize(), h.size(), h.geometry().l2EntrySize());
+                }
+            } catch (Qcow2FormatException | IllegalArgumentException e) {
+                throw new ImageSource.OpenFailure(name, ImageSource.reason(name, e), false, e);
             }
             long actual = f.stat().allocatedBytes();
             String dataFile = h.extensions().externalDataFile().orElse(null);
@@ -176,8 +176,8 @@ final class InfoCommand implements Callable<Integer> {
                 String dataName = ImageSource.pathCombine(name, dataFile);
                 Path dataPath = Path.of(dataName);
                 if (!Files.exists(dataPath)) {
-                    throw new CommandFailure("Could not open '" + name + "': Could not open '" + dataName
-                            + "': No such file or directory");
+                    throw new ImageSource.OpenFailure(name, "Could not open '" + dataName
+                            + "': No such file or directory", false, null);
                 }
                 try (AlignedFile df = AlignedFile.open(dataPath, IoMode.BUFFERED, StandardOpenOption.READ)) {
                     actual += df.stat().allocatedBytes();

@@ -68,6 +68,19 @@ class CliErrorsTest {
                 failure("Could not open 'driver=qcow2,file.filename=" + img + ",bogus=1': Block format 'qcow2' does not"
                         + " support the option 'bogus'", "map", "--image-opts", "driver=qcow2,file.filename=" + img + ",bogus=1"),
                 failure("Could not open '" + img + "': Unknown driver 'nosuch'", "info", "-f", "nosuch", img),
+                failure("Could not open 'driver=qcow2,file.filename=" + img + ",l2-cache-entry-size=3': L2 cache entry"
+                        + " size must be a power of two between 512 and the cluster size (65536)",
+                        "info", "--image-opts", "driver=qcow2,file.filename=" + img + ",l2-cache-entry-size=3"),
+                failure("Could not open 'driver=qcow2,file.filename=" + img + ",l2-cache-entry-size=3': L2 cache entry"
+                        + " size must be a power of two between 512 and the cluster size (65536)",
+                        "map", "--image-opts", "driver=qcow2,file.filename=" + img + ",l2-cache-entry-size=3"),
+                failure("Could not open 'driver=qcow2,file.filename=" + missing + "': Could not open '" + missing
+                        + "': No such file or directory", "map", "--image-opts", "driver=qcow2,file.filename=" + missing),
+                failure("Could not open 'driver=qcow2,file.filename=" + raw + "': Image is not in qcow2 format",
+                        "info", "--image-opts", "driver=qcow2,file.filename=" + raw),
+                failure("Could not open 'driver=qcow2,file.filename=" + orphan + "': Could not open backing file: Could"
+                        + " not open '" + dir.resolve("gone.qcow2") + "': No such file or directory",
+                        "convert", "--image-opts", "driver=qcow2,file.filename=" + orphan, out),
                 failure("Invalid cache option: bogus", "convert", "-t", "bogus", img, out),
                 failure("Invalid cache option: sometimes", "convert", "-T", "sometimes", img, out),
                 failure("Invalid parameter 'foo'", "convert", "-O", "raw", "-o", "foo=bar", img, out),

@@ -2,7 +2,10 @@ package io.qcow2j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -99,6 +102,33 @@ class MapCommandTest {
         String opts = "driver=qcow2,file.filename=" + images.get("chain") + ",l2-cache-size=64k,l2-cache-entry-size=4k";
         same(dir, "map", "--image-opts", opts);
         same(dir, "map", "--output=json", "-f", "qcow2", "-U", images.get("chain").toString());
+    }
+
+    /**
+     * QEMU looks at the image file for holes only when its metadata-preallocation heuristic says so (more
+     * clusters in use than about 10/9 of those allocated): a hole punched into a data cluster shows as zero
+     * on a small image with a snapshot (metadata clusters are mostly holes) and not on one with 2 MiB of data.
+     */
+    @Test
+    void holesPunchedIntoDataClustersFollowQemusHeuristic() throws Exception {
+        Path small = Qemu.create(dir, "punched-small.qcow2", null, "4M");
+        Qemu.io(small, "write -P 1 0 128k");
+        Qemu.img(dir, "snapshot", "-c", "s", small.getFileName().toString());
+        Qemu.io(small, "write -P 2 64k 64k");
+        Path large = Qemu.create(dir, "punched-large.qcow2", null, "16M");
+        Qemu.io(large, "write -P 1 0 2M");
+        for (Path p : List.of(small, large)) {
+            long host = (Long) ((Map<?, ?>) JsonReader.array(Qemu.img(dir, "map", "--output=json", p.toString())).get(0))
+                    .get("offset");
+            try (AlignedFile f = AlignedFile.open(p, IoMode.BUFFERED, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                f.punchHole(host + 4096, 4096);
+            }
+            same(dir, "map", "--output=json", p.toString());
+            same(dir, "map", p.toString());
+        }
+        assertThat(Cli.ok("map", "--output=json", small.toString()))
+                .contains("\"length\": 4096, \"depth\": 0, \"present\": true, \"zero\": true, \"data\": true");
+        assertThat(Cli.ok("map", "--output=json", large.toString())).doesNotContain("\"zero\": true, \"data\": true");
     }
 
     @Test
