@@ -41,7 +41,9 @@ final class Json {
             sb.append(v);
         } else if (v instanceof Map<?, ?> m) {
             if (m.isEmpty()) {
-                sb.append("{}");
+                sb.append('{');
+                newlineOrNothing(sb, indent, pretty);
+                sb.append('}');
                 return;
             }
             sb.append('{');
@@ -58,7 +60,9 @@ final class Json {
             sb.append('}');
         } else if (v instanceof List<?> l) {
             if (l.isEmpty()) {
-                sb.append("[]");
+                sb.append('[');
+                newlineOrNothing(sb, indent, pretty);
+                sb.append(']');
                 return;
             }
             sb.append('[');
@@ -76,6 +80,13 @@ final class Json {
         }
     }
 
+    /** QEMU's pretty writer closes an empty container on a new line too: {@code [\n    ]}. */
+    private static void newlineOrNothing(StringBuilder sb, int indent, boolean pretty) {
+        if (pretty) {
+            sb.append('\n').append("    ".repeat(indent));
+        }
+    }
+
     private static void newline(StringBuilder sb, int indent, boolean pretty) {
         if (pretty) {
             sb.append('\n').append("    ".repeat(indent));
@@ -84,6 +95,10 @@ final class Json {
         }
     }
 
+    /**
+     * A string as QEMU's JSON writer quotes it: the usual short escapes, and {@code \\uXXXX} (upper-case hex)
+     * for control characters and everything outside printable ASCII (pairs of surrogates beyond the BMP).
+     */
     private static void string(StringBuilder sb, String s) {
         sb.append('"');
         for (int i = 0; i < s.length(); i++) {
@@ -91,12 +106,14 @@ final class Json {
             switch (c) {
                 case '"' -> sb.append("\\\"");
                 case '\\' -> sb.append("\\\\");
+                case '\b' -> sb.append("\\b");
+                case '\f' -> sb.append("\\f");
                 case '\n' -> sb.append("\\n");
                 case '\r' -> sb.append("\\r");
                 case '\t' -> sb.append("\\t");
                 default -> {
-                    if (c < 0x20) {
-                        sb.append(String.format("\\u%04x", (int) c));
+                    if (c < 0x20 || c >= 0x7f) {
+                        sb.append(String.format("\\u%04X", (int) c));
                     } else {
                         sb.append(c);
                     }
@@ -104,5 +121,42 @@ final class Json {
             }
         }
         sb.append('"');
+    }
+
+    /**
+     * The human form QEMU prints for "Format specific information" ({@code dump_qobject}): one
+     * {@code key: value} line per entry, dashes in keys shown as spaces, nested objects and lists indented by
+     * four spaces per level, list items as {@code [i]:}.
+     */
+    static String human(Map<String, ?> map, int indent) {
+        StringBuilder sb = new StringBuilder();
+        humanValue(sb, map, indent);
+        return sb.toString();
+    }
+
+    private static void humanValue(StringBuilder sb, Object v, int indent) {
+        if (v instanceof Map<?, ?> m) {
+            for (Map.Entry<?, ?> e : m.entrySet()) {
+                boolean composite = e.getValue() instanceof Map || e.getValue() instanceof List;
+                sb.append("    ".repeat(indent)).append(String.valueOf(e.getKey()).replace('-', ' ')).append(':')
+                        .append(composite ? '\n' : ' ');
+                humanValue(sb, e.getValue(), indent + 1);
+                if (!composite) {
+                    sb.append('\n');
+                }
+            }
+        } else if (v instanceof List<?> l) {
+            int i = 0;
+            for (Object o : l) {
+                boolean composite = o instanceof Map || o instanceof List;
+                sb.append("    ".repeat(indent)).append('[').append(i++).append("]:").append(composite ? '\n' : ' ');
+                humanValue(sb, o, indent + 1);
+                if (!composite) {
+                    sb.append('\n');
+                }
+            }
+        } else {
+            sb.append(v);
+        }
     }
 }

@@ -25,6 +25,9 @@ import picocli.CommandLine.Command;
             DemoCommand.class,
             CreateCommand.class,
             CheckCommand.class,
+            InfoCommand.class,
+            MapCommand.class,
+            ConvertCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })
@@ -43,7 +46,22 @@ public final class Main implements Runnable {
 
     /** Runs the command line and returns the exit status; used by tests without starting a JVM. */
     public static int run(String... args) {
-        return commandLine().execute(args);
+        return run(null, null, args);
+    }
+
+    /**
+     * As {@link #run(String...)}, printing to {@code out} and {@code err} instead of System.out/err (null:
+     * those); for tests.
+     */
+    public static int run(PrintWriter out, PrintWriter err, String... args) {
+        CommandLine cmd = commandLine();
+        if (out != null) {
+            cmd.setOut(out);
+        }
+        if (err != null) {
+            cmd.setErr(err);
+        }
+        return cmd.execute(args);
     }
 
     /** The configured command line (tests set its out and err writers). */

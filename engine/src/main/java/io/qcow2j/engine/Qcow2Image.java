@@ -1189,6 +1189,79 @@ public final class Qcow2Image implements BlockDevice {
         return l1;
     }
 
+    // ---------------------------------------------------------------- refcounts and the image file
+
+    /** {@link #metadataPreallocated()}, once known. Under the lock. */
+    private Boolean metadataPreallocated;
+
+    /**
+     * The refcount of host cluster {@code clusterIndex} (host offset / cluster size), read through the
+     * refcount cache; 0 for a cluster past the refcount table or in an unallocated refcount block.
+     *
+     * @throws Qcow2FormatException if the refcount table entry is invalid or points past the end of the file
+     */
+    public long refcount(long clusterIndex) throws IOException {
+        lock.lock();
+        try {
+            return refcountLocked(clusterIndex);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private long refcountLocked(long cluster) throws IOException {
+        return cluster < 0 ? 0 : refcounts.get(cluster);
+    }
+
+    /**
+     * QEMU's {@code qcow2_detect_metadata_preallocation}: true when clearly more clusters of the file are in
+     * use (refcount > 0) than the file has blocks allocated, as after {@code preallocation=metadata}: then
+     * data clusters may be holes in the file, and block status should look at the file
+     * ({@link #fileStatus}) to find zeros, as QEMU does. Counts refcounts through the refcount cache, once.
+     */
+    public boolean metadataPreallocated() throws IOException {
+        lock.lock();
+        try {
+            if (metadataPreallocated == null) {
+                long realClusters = file.allocatedBytes() / clusterSize;
+                long threshold = Math.max(realClusters * 10 / 9, realClusters + 2);
+                long endCluster = (fileSize + clusterSize - 1) / clusterSize;
+                long count = 0;
+                for (long i = 0; i < endCluster && count <= threshold; i++) {
+                    if (refcountLocked(i) != 0) {
+                        count++;
+                    }
+                }
+                metadataPreallocated = count > threshold;
+            }
+            return metadataPreallocated;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * Block status of the image file itself at host offset {@code hostOffset}, from {@code SEEK_DATA} /
+     * {@code SEEK_HOLE} as QEMU's file driver reports it: data, or a hole (zero), at most {@code maxLength}
+     * bytes and not past the end of the file (an extent starting at or past the end is empty and zero).
+     */
+    public BlockStatus fileStatus(long hostOffset, long maxLength) throws IOException {
+        long end = Math.min(fileSize, hostOffset + maxLength);
+        if (hostOffset >= end) {
+            return new BlockStatus(hostOffset, 0, true, true, false, false, hostOffset);
+        }
+        long data = file.seekData(hostOffset);
+        if (data < 0 || data >= end) {
+            return new BlockStatus(hostOffset, end - hostOffset, true, true, false, false, hostOffset);
+        }
+        if (data > hostOffset) {
+            return new BlockStatus(hostOffset, data - hostOffset, true, true, false, false, hostOffset);
+        }
+        long hole = file.seekHole(hostOffset);
+        long stop = hole < 0 ? end : Math.min(hole, end);
+        return new BlockStatus(hostOffset, stop - hostOffset, true, false, true, false, hostOffset);
+    }
+
     /**
      * Flushes (when writable) and releases everything. If the flush fails, the image stays open with its
      * dirty tables and the error is thrown: close again to retry.

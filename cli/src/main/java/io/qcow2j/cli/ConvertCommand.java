@@ -1,0 +1,214 @@
+package io.qcow2j.cli;
+
+import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Sizes;
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
+import io.qcow2j.ffm.LibC;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code qcow2j convert}: writes the guest disk of a qcow2 image (through its backing chain) to a sparse
+ * raw file, as {@code qemu-img convert -O raw}: the file has the virtual size, ranges that read as zeros
+ * (by block status, or found all-zero in 4 KiB blocks of data) are left as holes, the rest is written.
+ */
+@Command(name = "convert", sortOptions = false, mixinStandardHelpOptions = true,
+        description = "Convert an image to a raw file, as qemu-img convert -O raw.")
+final class ConvertCommand implements Callable<Integer> {
+    /** qemu-img's I/O buffer. */
+    static final int BUFFER = 2 << 20;
+    /** qemu-img's default {@code -S}: zero runs of this size (aligned) become holes. */
+    static final int SPARSE = 4096;
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "-O", paramLabel = "OUTPUT_FMT", description = "Output format: raw (the default; qcow2 output"
+            + " is future work).")
+    String outputFormat = "raw";
+
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Output options: preallocation=off|falloc|full,"
+            + " size (ignored, as qemu-img does), help.")
+    String outputOptions;
+
+    @Option(names = "-p", description = "Show progress (on a terminal).")
+    boolean progress;
+
+    @Option(names = "-t", paramLabel = "CACHE", description = "Cache mode of the output: none, writeback,"
+            + " writethrough, unsafe (default, as qemu-img convert).")
+    String cache = "unsafe";
+
+    @Option(names = "-T", paramLabel = "SRC_CACHE", description = "Cache mode of the source (default writeback).")
+    String sourceCache = "writeback";
+
+    @Mixin
+    ImageSource source = new ImageSource();
+
+    @Parameters(index = "0", paramLabel = "SRC", description = "The source image (or with --image-opts its options).")
+    String src;
+
+    @Parameters(index = "1", paramLabel = "DST", description = "The raw file to write.")
+    String dst;
+
+    @Override
+    public Integer call() throws IOException {
+        if (!outputFormat.equals("raw")) {
+            throw new CommandFailure(outputFormat.equals("qcow2")
+                    ? "Output format 'qcow2' is not supported yet (qcow2j converts to raw only)"
+                    : "Unknown file format '" + outputFormat + "' (qcow2j converts to raw only)");
+        }
+        Map<String, String> opts = outputOptions(outputOptions);
+        PrintWriter out = spec.commandLine().getOut();
+        if (opts.containsKey("help")) {
+            out.print("Supported raw options:\n"
+                    + "  preallocation=<str>    - Preallocation mode (allowed values: off, falloc, full)\n"
+                    + "  size=<size>            - Virtual disk size\n");
+            out.flush();
+            return 0;
+        }
+        String prealloc = opts.getOrDefault("preallocation", "off");
+        if (!prealloc.equals("off") && !prealloc.equals("falloc") && !prealloc.equals("full")) {
+            throw new CommandFailure(dst + ": error while converting raw: invalid parameter value: " + prealloc);
+        }
+        if (opts.containsKey("size")) {
+            try {
+                Sizes.parse("size", opts.get("size"));
+            } catch (IllegalArgumentException e) {
+                throw new CommandFailure("Parameter 'size' expects a non-negative number below 2^64");
+            }
+        }
+        CacheMode dstCache = ImageSource.cacheMode(cache);
+        CacheMode srcCache = ImageSource.cacheMode(sourceCache);
+        ImageSource.Spec s = source.spec(src, ImageOptions.builder().cacheMode(srcCache).build());
+        try (ImageSource.Chain chain = ImageSource.openChain(s)) {
+            convert(chain, Path.of(dst), dstCache, prealloc, new Progress(out, progress && Progress.onTerminal()));
+        }
+        return 0;
+    }
+
+    /** {@code -o key=value,...} of the raw output; a key without a value is a flag ({@code help}). */
+    static Map<String, String> outputOptions(String text) {
+        Map<String, String> m = new LinkedHashMap<>();
+        if (text == null) {
+            return m;
+        }
+        for (String part : text.split(",")) {
+            if (part.isEmpty()) {
+                continue;
+            }
+            int eq = part.indexOf('=');
+            String k = eq < 0 ? part : part.substring(0, eq);
+            String v = eq < 0 ? "" : part.substring(eq + 1);
+            if (k.equals("?")) {
+                k = "help";
+            }
+            switch (k) {
+                case "help", "size", "preallocation" -> m.put(k, v);
+                default -> throw new CommandFailure("Invalid parameter '" + k + "'");
+            }
+        }
+        return m;
+    }
+
+    static void convert(ImageSource.Chain chain, Path dst, CacheMode cache, String prealloc, Progress progress)
+            throws IOException {
+        Qcow2Image img = chain.top();
+        long size = img.size();
+        IoMode mode = cache == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
+        if (Files.isDirectory(dst)) {
+            throw new CommandFailure("Could not create '" + dst + "': Is a directory");
+        }
+        AlignedFile out;
+        try {
+            out = AlignedFile.open(dst, mode, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                    StandardOpenOption.WRITE);
+        } catch (IOException e) {
+            throw new CommandFailure("Could not create '" + dst + "': " + Main.describe(e), e);
+        }
+        try (out; Arena arena = Arena.ofConfined()) {
+            out.truncate(size);
+            if (!prealloc.equals("off") && size > 0) {
+                LibC.fallocate(out.fd(), 0, 0, size);
+            }
+            MemorySegment buf = arena.allocate(BUFFER, 4096);
+            MemorySegment zeros = arena.allocate(SPARSE, 4096);
+            BlockLayer layer = new BlockLayer(chain);
+            progress.set(0);
+            long offset = 0;
+            while (offset < size) {
+                BlockLayer.Entry e = layer.status(offset, Math.min(BlockLayer.PROBE, size - offset));
+                if (!e.zero()) {
+                    copy(img, out, e.start(), e.length(), buf, zeros, cache, progress, size);
+                }
+                offset += e.length();
+                progress.set(percent(offset, size));
+            }
+            if (cache == CacheMode.WRITEBACK || cache == CacheMode.NONE) {
+                out.dataSync();
+            }
+        }
+        progress.set(100);
+        progress.end();
+    }
+
+    private static float percent(long done, long size) {
+        return size == 0 ? 100f : (float) (done * 100.0 / size);
+    }
+
+    /** Reads a data extent and writes its blocks that are not all zeros; zero blocks stay holes. */
+    private static void copy(Qcow2Image img, AlignedFile out, long start, long length, MemorySegment buf,
+            MemorySegment zeros, CacheMode cache, Progress progress, long size) throws IOException {
+        long pos = start;
+        long end = start + length;
+        while (pos < end) {
+            int n = (int) Math.min(BUFFER - (pos & (SPARSE - 1)), end - pos);
+            MemorySegment chunk = buf.asSlice(0, n);
+            img.read(pos, chunk);
+            // Walk blocks aligned to SPARSE in the output; write maximal runs of non-zero blocks.
+            int i = 0;
+            while (i < n) {
+                int blockEnd = (int) Math.min(n, ((pos + i) | (SPARSE - 1)) + 1 - pos);
+                if (isZero(chunk, i, blockEnd, zeros)) {
+                    i = blockEnd;
+                    continue;
+                }
+                int runStart = i;
+                i = blockEnd;
+                while (i < n) {
+                    int be = (int) Math.min(n, ((pos + i) | (SPARSE - 1)) + 1 - pos);
+                    if (isZero(chunk, i, be, zeros)) {
+                        break;
+                    }
+                    i = be;
+                }
+                out.write(pos + runStart, chunk.asSlice(runStart, i - runStart));
+                if (cache == CacheMode.WRITETHROUGH) {
+                    out.dataSync();
+                }
+            }
+            pos += n;
+            progress.set(percent(pos, size));
+        }
+    }
+
+    private static boolean isZero(MemorySegment chunk, int from, int to, MemorySegment zeros) {
+        return chunk.asSlice(from, to - from).mismatch(zeros.asSlice(0, to - from)) == -1;
+    }
+}
