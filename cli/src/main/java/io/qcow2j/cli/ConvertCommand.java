@@ -1,5 +1,7 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.engine.ChainStatus;
+
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Image;
@@ -149,11 +151,11 @@ final class ConvertCommand implements Callable<Integer> {
             }
             MemorySegment buf = arena.allocate(BUFFER, 4096);
             MemorySegment zeros = arena.allocate(SPARSE, 4096);
-            BlockLayer layer = new BlockLayer(chain);
+            ChainStatus layer = new ChainStatus(chain.layers(), chain.names());
             progress.set(0);
             long offset = 0;
             while (offset < size) {
-                BlockLayer.Entry e = layer.status(offset, Math.min(BlockLayer.PROBE, size - offset));
+                ChainStatus.Extent e = layer.status(offset, Math.min(ChainStatus.PROBE, size - offset));
                 if (!e.zero()) {
                     copy(img, out, e.start(), e.length(), buf, zeros, cache, progress, size);
                 }

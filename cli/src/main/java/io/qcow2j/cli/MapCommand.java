@@ -1,5 +1,7 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.engine.ChainStatus;
+
 import io.qcow2j.engine.BlockDevice;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Image;
@@ -80,18 +82,18 @@ final class MapCommand implements Callable<Integer> {
 
     /** {@code img_map}'s loop: probe, merge what can be merged, print the rest. */
     static void map(ImageSource.Chain chain, long start, long max, boolean json, PrintWriter out) throws IOException {
-        BlockLayer layer = new BlockLayer(chain);
+        ChainStatus layer = new ChainStatus(chain.layers(), chain.names());
         long length = Math.min(chain.top().size(), start > Long.MAX_VALUE - max ? Long.MAX_VALUE : start + max);
         if (json) {
             out.print('[');
         } else {
             out.print(String.format("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to", "File"));
         }
-        BlockLayer.Entry curr = new BlockLayer.Entry(start, 0, false, false, false, 0, false, 0, null);
+        ChainStatus.Extent curr = new ChainStatus.Extent(start, 0, false, false, false, 0, false, 0, null);
         while (curr.start() + curr.length() < length) {
             long offset = curr.start() + curr.length();
-            long n = Math.min(BlockLayer.PROBE, length - offset);
-            BlockLayer.Entry next = layer.status(offset, n);
+            long n = Math.min(ChainStatus.PROBE, length - offset);
+            ChainStatus.Extent next = layer.status(offset, n);
             if (mergeable(curr, next)) {
                 curr = curr.withLength(curr.length() + next.length());
                 continue;
@@ -108,7 +110,7 @@ final class MapCommand implements Callable<Integer> {
     }
 
     /** {@code entry_mergeable}. */
-    static boolean mergeable(BlockLayer.Entry curr, BlockLayer.Entry next) {
+    static boolean mergeable(ChainStatus.Extent curr, ChainStatus.Extent next) {
         if (curr.length() == 0) {
             return false;
         }
@@ -124,7 +126,7 @@ final class MapCommand implements Callable<Integer> {
     }
 
     /** {@code dump_map_entry}; returns {@code next}, which the human form may change to merge more. */
-    private static BlockLayer.Entry dump(BlockLayer.Entry e, BlockLayer.Entry next, boolean json, PrintWriter out) {
+    private static ChainStatus.Extent dump(ChainStatus.Extent e, ChainStatus.Extent next, boolean json, PrintWriter out) {
         if (!json) {
             if (e.data() && !e.hasOffset()) {
                 out.flush();

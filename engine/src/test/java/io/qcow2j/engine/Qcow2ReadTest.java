@@ -98,6 +98,23 @@ class Qcow2ReadTest {
         Qemu.io(dir.resolve("top.qcow2"), "write -P 0xc3 1536k 64k", "write -P 0xc4 7M 4k", "discard 0 64k",
                 "write -z 3M 64k");
         assertThat(base).exists();
+        try (Qcow2Image top = Images.open(dir.resolve("top.qcow2"), DEFAULT)) {
+            ChainStatus chain = ChainStatus.of(top);
+            ChainStatus.Extent e = chain.status(1536 << 10, 64 << 10); // written in the top image
+            assertThat(e.depth()).isZero();
+            assertThat(e.data()).isTrue();
+            e = chain.status(1L << 20, 4096); // written in mid
+            assertThat(e.depth()).isEqualTo(1);
+            e = chain.status(4L << 20, 4096); // only in the raw base
+            assertThat(e.depth()).isEqualTo(2);
+            assertThat(e.filename()).isEqualTo("base.raw");
+            e = chain.status(3L << 20, 4096); // zeroed in the top
+            assertThat(e.depth()).isZero();
+            assertThat(e.zero()).isTrue();
+            e = chain.status((6L << 20) + 65536, 4096); // past the end of mid and base: zeros, not present
+            assertThat(e.zero()).isTrue();
+            assertThat(e.present()).isFalse();
+        }
         for (ImageOptions o : List.of(DEFAULT, TINY)) {
             try (Qcow2Image top = Images.open(dir.resolve("top.qcow2"), o)) {
                 assertThat(top.backing().format()).isEqualTo("qcow2");

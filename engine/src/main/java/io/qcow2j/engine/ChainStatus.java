@@ -1,13 +1,13 @@
-package io.qcow2j.cli;
+package io.qcow2j.engine;
 
-import io.qcow2j.engine.BlockDevice;
-import io.qcow2j.engine.BlockStatus;
-import io.qcow2j.engine.Qcow2Image;
 import java.io.IOException;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
- * What QEMU's generic block layer adds to a driver's block status, as {@code qemu-img map} and
+ * Block status through a backing chain, for embedders and for {@code qcow2j map}/{@code convert}: which layer
+ * (depth 0 = the top image) holds each extent, and whether it is data or zeros. It adds what QEMU's generic
+ * block layer adds to a driver's block status, as {@code qemu-img map} and
  * {@code qemu-img convert} see it ({@code bdrv_co_block_status} with {@code want_zero}, and
  * {@code get_block_status} of {@code qemu-img map} walking the backing chain):
  *
@@ -19,46 +19,66 @@ import java.util.List;
  *   <li>an extent that is neither data nor zero is looked up in the next layer down (depth + 1).</li>
  * </ul>
  */
-final class BlockLayer {
+public final class ChainStatus {
     /** {@code qemu-img map} probes at most this much at a time. */
-    static final long PROBE = 1L << 30;
+    public static final long PROBE = 1L << 30;
 
     private final List<BlockDevice> layers;
     private final List<String> names;
 
-    BlockLayer(ImageSource.Chain chain) {
-        this.layers = chain.layers();
-        this.names = chain.names();
+    /** The chain of {@code layers} (top first), named as {@code names} (what map prints as the file). */
+    public ChainStatus(List<BlockDevice> layers, List<String> names) {
+        if (layers.isEmpty() || layers.size() != names.size()) {
+            throw new IllegalArgumentException("one name per layer, at least one layer");
+        }
+        this.layers = List.copyOf(layers);
+        this.names = List.copyOf(names);
+    }
+
+    /** The chain from {@code top} down through {@link BlockDevice#backing()}, named by their file names. */
+    public static ChainStatus of(BlockDevice top) {
+        List<BlockDevice> l = new ArrayList<>();
+        List<String> n = new ArrayList<>();
+        for (BlockDevice d = top; d != null; d = d.backing()) {
+            l.add(d);
+            n.add(d.filename());
+        }
+        return new ChainStatus(l, n);
     }
 
     /**
-     * qemu-img's {@code MapEntry}.
+     * One extent of uniform status (qemu-img's {@code MapEntry}).
      *
+     * @param present  some layer allocates it (false: it reads as zeros because nothing below has it)
+     * @param depth    the layer it comes from, 0 for the top image
      * @param filename the file holding the bytes (the layer's name) when the offset is known, else null
      */
-    record Entry(long start, long length, boolean data, boolean zero, boolean present, int depth, boolean hasOffset,
-            long offset, String filename) {
-        Entry withLength(long n) {
-            return new Entry(start, n, data, zero, present, depth, hasOffset, offset, filename);
+    public record Extent(long start, long length, boolean data, boolean zero, boolean present, int depth,
+            boolean hasOffset, long offset, String filename) {
+        public Extent withLength(long n) {
+            return new Extent(start, n, data, zero, present, depth, hasOffset, offset, filename);
         }
 
-        Entry withFlags(boolean newData, boolean newZero) {
-            return new Entry(start, length, newData, newZero, present, depth, hasOffset, offset, filename);
+        public Extent withFlags(boolean newData, boolean newZero) {
+            return new Extent(start, length, newData, newZero, present, depth, hasOffset, offset, filename);
         }
     }
 
     /** One layer's status, as {@code bdrv_block_status} returns it. */
     private record Status(long length, boolean data, boolean zero, boolean allocated, long offset) {}
 
-    /** {@code get_block_status} of qemu-img map: the first layer from the top that says data or zero. */
-    Entry status(long offset, long bytes) throws IOException {
+    /**
+     * The status at {@code offset} of at most {@code bytes} bytes (QEMU's {@code get_block_status} of
+     * qemu-img map): the first layer from the top that says data or zero.
+     */
+    public Extent status(long offset, long bytes) throws IOException {
         int depth = 0;
         while (true) {
             Status s = layerStatus(depth, offset, bytes);
             bytes = s.length();
             if (s.data() || s.zero() || depth + 1 >= layers.size()) {
                 boolean hasOffset = s.offset() >= 0;
-                return new Entry(offset, bytes, s.data(), s.zero(), s.allocated(), depth, hasOffset,
+                return new Extent(offset, bytes, s.data(), s.zero(), s.allocated(), depth, hasOffset,
                         hasOffset ? s.offset() : 0, hasOffset ? names.get(depth) : null);
             }
             depth++;
