@@ -666,9 +666,11 @@ public final class Qcow2Image implements BlockDevice {
         int cb = g.clusterBits();
         if (p.fresh) {
             l2Cache.setDependency(refcountCache);
-            if (copied) {
-                l2Cache.dependsOnFlush(); // the copied data must be on disk before an L2 entry points at it
-            }
+        }
+        if (copied) {
+            // the copied data must be on disk before an L2 entry points at it: in a new cluster, and (extended
+            // L2) in subclusters newly allocated in a cluster the image already owns
+            l2Cache.dependsOnFlush();
         }
         long l2Offset = L1Entry.l2Offset(l1[(int) g.l1Index(p.clusterStart)]);
         int l2Index = g.l2Index(p.clusterStart);
