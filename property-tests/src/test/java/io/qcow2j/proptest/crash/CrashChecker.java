@@ -18,6 +18,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.SplittableRandom;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * Checks the crash states of a recorded workload. For every crash state:
@@ -41,7 +45,8 @@ final class CrashChecker {
             return points + " crash points, " + states + " crash states " + byMode + " opened and read back by the"
                     + " engine (" + (checkedBytes >> 20) + " MiB compared, " + (skippedBytes >> 20)
                     + " MiB written after the last flush not compared), " + qemuChecks + " checked by qemu-img check ("
-                    + leaky + " with leaked clusters only), " + recoveries + " reopened writable, written and checked again";
+                    + leaky + " with leaked clusters only, the rest clean), " + recoveries
+                    + " reopened writable, written and checked again";
         }
     }
 
@@ -59,28 +64,37 @@ final class CrashChecker {
     }
 
     /**
-     * Checks every crash state of the log from point {@code fromPoint} on ({@code sim} over {@code rec}'s log),
-     * {@code qemu-img check} on about {@code qemuSample} of them (all when there are not more), and the writable
-     * reopen on about {@code recoverySample}.
+     * How many crash states get the expensive checks: {@code qemu-img check} (all states when there are not more
+     * than {@code qemu}, else a sample spread over the log, always with the last state), a read of the whole
+     * guest instead of the touched clusters, and the writable reopen.
      */
-    Stats check(CrashSimulator sim, List<Workload.Executed> ops, int fromPoint, long seed, int qemuSample,
-            int recoverySample) throws IOException {
+    record Sampling(int qemu, int wholeGuest, int recover) {}
+
+    /** Checks every crash state of the log from point {@code fromPoint} on; see the class comment. */
+    Stats check(CrashSimulator sim, List<Workload.Executed> ops, int fromPoint, long seed, Sampling sampling)
+            throws IOException {
+        return check(sim, ops, java.util.stream.IntStream.range(fromPoint, sim.points()).toArray(), seed, sampling);
+    }
+
+    /** Checks every crash state at the crash points {@code points} (ascending); see the class comment. */
+    Stats check(CrashSimulator sim, List<Workload.Executed> ops, int[] points, long seed, Sampling sampling)
+            throws IOException {
         Random rnd = new Random(seed);
         List<CrashState> states = new ArrayList<>();
-        for (int k = fromPoint; k < sim.points(); k++) {
+        for (int k : points) {
             states.addAll(sim.states(k, rnd));
         }
-        BitSet qemu = sample(states.size(), qemuSample, rnd);
+        BitSet qemu = sample(states.size(), sampling.qemu(), rnd);
         qemu.set(states.size() - 1); // the final state always
-        BitSet recover = sample(states.size(), recoverySample, rnd);
+        BitSet whole = sample(states.size(), sampling.wholeGuest(), rnd);
+        whole.set(states.size() - 1);
+        BitSet recover = sample(states.size(), sampling.recover(), rnd);
 
         GuestModel model = image.model();
         IntervalSet failed = new IntervalSet();
         int applied = 0; // requests applied to the model
         int lastFlush = -1;
         Map<Unsynced, Integer> byMode = new EnumMap<>(Unsynced.class);
-        int qemuChecks = 0;
-        int leaky = 0;
         int recoveries = 0;
         long checked = 0;
         long skipped = 0;
@@ -95,75 +109,87 @@ final class CrashChecker {
             }
         }
         List<long[]> regions = touched.ranges();
-        long regionBytes = touched.bytes();
-        for (int i = 0; i < states.size(); i++) {
-            CrashState st = states.get(i);
-            int k = st.point();
-            // the model of the last flush that returned before the crash point
-            for (int f = lastFlush + 1; f < ops.size(); f++) {
-                if (ops.get(f).completedFlush() && ops.get(f).end() <= k) {
-                    for (; applied <= f; applied++) {
-                        Workload.Executed e = ops.get(applied);
-                        if (e.failed()) {
-                            long[] r = e.op().range();
-                            if (r != null) {
-                                failed.add(r[0], r[1]);
+        // qemu-img runs in the background while the engine checks the next states
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        List<Future<QemuImg.Check>> checks = new ArrayList<>();
+        try {
+            for (int i = 0; i < states.size(); i++) {
+                CrashState st = states.get(i);
+                int k = st.point();
+                // the model of the last flush that returned before the crash point
+                for (int f = lastFlush + 1; f < ops.size(); f++) {
+                    if (ops.get(f).completedFlush() && ops.get(f).end() <= k) {
+                        for (; applied <= f; applied++) {
+                            Workload.Executed e = ops.get(applied);
+                            if (e.failed()) {
+                                long[] r = e.op().range();
+                                if (r != null) {
+                                    failed.add(r[0], r[1]);
+                                }
+                            } else {
+                                e.op().apply(model);
                             }
-                        } else {
-                            e.op().apply(model);
                         }
+                        lastFlush = f;
                     }
-                    lastFlush = f;
                 }
-            }
-            IntervalSet skip = failed.copy();
-            for (int j = lastFlush + 1; j < ops.size() && ops.get(j).start() < k; j++) {
-                long[] r = ops.get(j).op().range();
-                if (r != null) {
-                    skip.add(r[0], r[1]);
+                IntervalSet skip = failed.copy();
+                for (int j = lastFlush + 1; j < ops.size() && ops.get(j).start() < k; j++) {
+                    long[] r = ops.get(j).op().range();
+                    if (r != null) {
+                        skip.add(r[0], r[1]);
+                    }
                 }
-            }
-            String context = context(st, ops, lastFlush, sim);
-            CrashImage ci = sim.image(st, image.top());
-            try (Qcow2Image img = image.open(ci, READ)) {
-                if (img.header().isCorrupt() || !img.warnings().isEmpty()) {
-                    throw new AssertionError(context + ": opened with warnings " + img.warnings());
-                }
-                if (qemu.get(i)) {
-                    img.read(0, MemorySegment.ofArray(buf));
-                    model.compare(buf, 0, skip, context);
-                    checked += buf.length;
-                } else {
-                    for (long[] r : regions) {
-                        MemorySegment part = MemorySegment.ofArray(buf).asSlice(0, r[1] - r[0]);
-                        img.read(r[0], part);
+                String context = context(st, ops, lastFlush, sim);
+                CrashImage ci = sim.image(st, image.top());
+                try (Qcow2Image img = image.open(ci, READ)) {
+                    if (img.header().isCorrupt() || !img.warnings().isEmpty()) {
+                        throw new AssertionError(context + ": opened with warnings " + img.warnings());
+                    }
+                    for (long[] r : whole.get(i) ? List.of(new long[] {0, image.size()}) : regions) {
+                        img.read(r[0], MemorySegment.ofArray(buf).asSlice(0, r[1] - r[0]));
                         model.compare(buf, r[0], r[1] - r[0], skip, context);
+                        checked += r[1] - r[0];
                     }
-                    checked += regionBytes;
+                } catch (IOException | RuntimeException e) {
+                    throw new AssertionError(context + ": the engine cannot open or read the crash image: " + e, e);
                 }
-            } catch (IOException | RuntimeException e) {
-                throw new AssertionError(context + ": the engine cannot open or read the crash image: " + e, e);
+                long s = skip.bytes();
+                skipped += s;
+                checked -= s;
+                byMode.merge(st.mode(), 1, Integer::sum);
+                if (qemu.get(i)) {
+                    Path file = dir.resolve("crash-" + i + ".qcow2");
+                    ci.writeTo(file);
+                    checks.add(pool.submit(() -> {
+                        try {
+                            return QemuImg.requireConsistent(file, context);
+                        } finally {
+                            Files.deleteIfExists(file);
+                        }
+                    }));
+                }
+                if (recover.get(i)) {
+                    recover(ci, model, skip, seed + i, context);
+                    recoveries++;
+                }
             }
-            long s = skip.bytes();
-            skipped += s;
-            checked -= s;
-            byMode.merge(st.mode(), 1, Integer::sum);
-            if (qemu.get(i)) {
-                Path file = dir.resolve("crash.qcow2");
-                ci.writeTo(file);
-                QemuImg.Check c = QemuImg.requireConsistent(file, context);
-                qemuChecks++;
-                if (!c.clean()) {
+            int leaky = 0;
+            for (Future<QemuImg.Check> c : checks) {
+                if (!c.get().clean()) {
                     leaky++;
                 }
             }
-            if (recover.get(i)) {
-                recover(ci, model, skip, seed + i, context);
-                recoveries++;
-            }
+            return new Stats(points.length, states.size(), byMode, checks.size(), leaky, recoveries,
+                    checked, skipped);
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof AssertionError a ? a : new AssertionError(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        } finally {
+            pool.shutdownNow();
         }
-        return new Stats(sim.points() - fromPoint, states.size(), byMode, qemuChecks, leaky, recoveries, checked,
-                skipped);
     }
 
     /** Opens the crash image writable from disk, writes over it, and checks it. */

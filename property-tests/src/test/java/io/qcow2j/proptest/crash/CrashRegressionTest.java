@@ -71,7 +71,7 @@ class CrashRegressionTest {
                 .anySatisfy(e -> assertThat(e).isInstanceOf(IoEvent.Sync.class));
         // and every crash state keeps the guest bytes around the write
         CrashChecker.Stats stats = new CrashChecker(dir, image, "regression").check(rec.crashSimulator(), run, 0, 1,
-                1000, 2);
+                new CrashChecker.Sampling(1000, 1000, 2));
         assertThat(stats.states()).isGreaterThan(10);
     }
 }

@@ -85,6 +85,12 @@ final class Workload {
      * once). An {@link IOException} is noted and the run goes on; anything else propagates.
      */
     static List<Executed> run(Qcow2Image img, RecordingFile rec, List<GuestOp> ops) throws IOException {
+        return run(img, rec, ops, () -> { });
+    }
+
+    /** As {@link #run(Qcow2Image, RecordingFile, List)}, calling {@code beforeClose} before the close. */
+    static List<Executed> run(Qcow2Image img, RecordingFile rec, List<GuestOp> ops, Runnable beforeClose)
+            throws IOException {
         List<Executed> done = new ArrayList<>();
         for (GuestOp op : ops) {
             int start = rec.logSize();
@@ -96,6 +102,7 @@ final class Workload {
             }
             done.add(new Executed(op, start, rec.logSize(), error, false));
         }
+        beforeClose.run();
         for (int attempt = 0; attempt < 2; attempt++) {
             int start = rec.logSize();
             IOException error = null;
