@@ -470,7 +470,9 @@ public final class Qcow2Image implements BlockDevice {
             }
             requireWritable();
             plan = planWrite(guest, src.byteSize());
-            if (plan.fresh) {
+            if (plan.link) {
+                // in flight until linked: a new cluster, or (extended L2) subclusters newly allocated in place,
+                // whose bitmap update must not be lost to, nor its copy-on-write race, another writer's
                 for (int k = 0; k < plan.clusters; k++) {
                     allocating.add(first + k);
                 }
@@ -512,7 +514,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     private void release(WritePlan plan, long first) {
-        if (plan.fresh) {
+        if (plan.link) {
             for (int k = 0; k < plan.clusters; k++) {
                 allocating.remove(first + k);
             }
@@ -645,6 +647,14 @@ public final class Qcow2Image implements BlockDevice {
             int b = (int) ((p.windowEnd - p.clusterStart) / scs);
             long range = SubclusterBitmap.allocatedRange(a, b);
             p.link = (bitmap & range) != range || (bitmap & SubclusterBitmap.zeroRange(a, b)) != 0;
+            // An allocated first or last subcluster is written in place without copy-on-write (as QEMU does):
+            // rewriting the bytes around the request would undo a concurrent write to them.
+            if ((bitmap & SubclusterBitmap.allocatedRange(a, a + 1)) != 0) {
+                p.windowStart = guest;
+            }
+            if ((bitmap & SubclusterBitmap.allocatedRange(b - 1, b)) != 0) {
+                p.windowEnd = guest + bytes;
+            }
             return;
         }
         p.host = allocate(1);
