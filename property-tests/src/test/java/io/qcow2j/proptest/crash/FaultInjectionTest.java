@@ -49,7 +49,8 @@ class FaultInjectionTest {
         return Stream.of(
                 new Scenario("4K clusters, refcount_bits=1", "cluster_size=4096,refcount_bits=1", 8 << 20, null, 30,
                         96 << 10, 11),
-                new Scenario("64K clusters, extended L2, over a backing file", "cluster_size=65536,extended_l2=on",
+                new Scenario("64K clusters, extended L2, refcount_bits=4, over a backing file",
+                        "cluster_size=65536,extended_l2=on,refcount_bits=4",
                         8 << 20, "cluster_size=65536", 30, 160 << 10, 12, "write -c -P 0x44 5M 256K"),
                 new Scenario("512-byte clusters, refcount_bits=64, refcount table growth",
                         "cluster_size=512,refcount_bits=64", 6 << 20, null, 20, 256 << 10, 13,

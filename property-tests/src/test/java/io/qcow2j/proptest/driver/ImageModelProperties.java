@@ -78,12 +78,22 @@ class ImageModelProperties {
         public void run(Disk disk, DiskState model, Context ctx) throws Exception {
             model.guest.verify(disk.image, offset, length, null, disk.config + ": " + this);
         }
+
+        @Override
+        public String toString() {
+            return "read(0x" + Long.toHexString(offset) + ", " + length + ")";
+        }
     }
 
     record Reopen(String cache) implements Action<Disk, DiskState> {
         @Override
         public void run(Disk disk, DiskState model, Context ctx) throws Exception {
             disk.reopen(disk.config.withCache(cache).options());
+        }
+
+        @Override
+        public String toString() {
+            return "closeAndReopen(" + cache + " cache)";
         }
     }
 
