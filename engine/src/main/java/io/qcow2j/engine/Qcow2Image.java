@@ -484,7 +484,9 @@ public final class Qcow2Image implements BlockDevice {
             requireWritable();
             plan = planWrite(guest, src.byteSize());
             refuseOverlap(plan.host + (plan.windowStart - plan.clusterStart), plan.windowEnd - plan.windowStart, 0);
-            if (plan.fresh) {
+            if (plan.link) {
+                // in flight until linked: a new cluster, or (extended L2) subclusters newly allocated in place,
+                // whose bitmap update must not be lost to, nor its copy-on-write race, another writer's
                 for (int k = 0; k < plan.clusters; k++) {
                     allocating.add(first + k);
                 }
@@ -526,7 +528,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     private void release(WritePlan plan, long first) {
-        if (plan.fresh) {
+        if (plan.link) {
             for (int k = 0; k < plan.clusters; k++) {
                 allocating.remove(first + k);
             }
@@ -691,6 +693,14 @@ public final class Qcow2Image implements BlockDevice {
             int b = (int) ((p.windowEnd - p.clusterStart) / scs);
             long range = SubclusterBitmap.allocatedRange(a, b);
             p.link = (bitmap & range) != range || (bitmap & SubclusterBitmap.zeroRange(a, b)) != 0;
+            // An allocated first or last subcluster is written in place without copy-on-write (as QEMU does):
+            // rewriting the bytes around the request would undo a concurrent write to them.
+            if ((bitmap & SubclusterBitmap.allocatedRange(a, a + 1)) != 0) {
+                p.windowStart = guest;
+            }
+            if ((bitmap & SubclusterBitmap.allocatedRange(b - 1, b)) != 0) {
+                p.windowEnd = guest + bytes;
+            }
             return;
         }
         p.host = allocate(1);
@@ -716,9 +726,11 @@ public final class Qcow2Image implements BlockDevice {
             if (!lazyRefcounts) {
                 l2Cache.setDependency(refcountCache);
             }
-            if (copied) {
-                l2Cache.dependsOnFlush(); // the copied data must be on disk before an L2 entry points at it
-            }
+        }
+        if (copied) {
+            // the copied data must be on disk before an L2 entry points at it: in a new cluster, and (extended
+            // L2) in subclusters newly allocated in a cluster the image already owns
+            l2Cache.dependsOnFlush();
         }
         long l2Offset = L1Entry.l2Offset(l1[(int) g.l1Index(p.clusterStart)]);
         int l2Index = g.l2Index(p.clusterStart);
