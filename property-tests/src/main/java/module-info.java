@@ -2,4 +2,5 @@
 module io.qcow2j.proptest {
     requires transitive io.qcow2j.engine;
     exports io.qcow2j.proptest;
+    exports io.qcow2j.proptest.cache;
 }
