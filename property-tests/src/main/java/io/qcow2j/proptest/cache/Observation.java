@@ -1,0 +1,41 @@
+package io.qcow2j.proptest.cache;
+
+import io.qcow2j.engine.cache.CacheKind;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Everything observable about a {@link CacheSystem} that an operation might change: which tables are resident,
+ * in which slot, with how many references, dirty or not, with what content (a hash);
+ * occupancy and dirty counts, dependency flags, the length of the file log and of the release logs. Two
+ * observations around a call that must change nothing must be equal.
+ */
+public record Observation(List<String> tables, List<String> caches, int logSize, int l2Releases, int rcReleases) {
+
+    public static Observation of(CacheSystem s, CacheModel m) {
+        List<String> tables = new ArrayList<>();
+        List<String> caches = new ArrayList<>();
+        for (CacheKind k : CacheKind.values()) {
+            CacheUnderTest c = s.cache(k);
+            for (int h = 0; h < c.size(); h++) { // by slot, not by lookup: observing must not touch the index
+                long off;
+                try {
+                    off = c.offsetOf(h);
+                } catch (IllegalStateException empty) {
+                    continue;
+                }
+                long[] w = new long[m.words()];
+                for (int i = 0; i < w.length; i++) {
+                    w[i] = c.word(h, i);
+                }
+                tables.add(k.label() + " 0x" + Long.toHexString(off) + " slot " + h + " refs " + c.references(h)
+                        + (c.isDirty(h) ? " dirty" : " clean") + " content#" + Integer.toHexString(Arrays.hashCode(w)));
+            }
+            caches.add(k.label() + ": occupied " + c.occupied() + ", dirty " + c.dirtyCount() + ", dependency "
+                    + c.hasDependency() + ", depends-on-flush " + c.isDependsOnFlush());
+        }
+        return new Observation(List.copyOf(tables), List.copyOf(caches), s.file().logSize(),
+                s.store(CacheKind.L2_TABLE).releases().size(), s.store(CacheKind.REFCOUNT_BLOCK).releases().size());
+    }
+}
