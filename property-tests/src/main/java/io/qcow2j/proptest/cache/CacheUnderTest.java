@@ -4,6 +4,7 @@ import io.qcow2j.engine.cache.CacheKind;
 import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.engine.cache.MetadataCache;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 
 /**
  * The face of {@link MetadataCache} the cache properties drive. {@code MetadataCache} is final, so a property
@@ -27,6 +28,12 @@ public interface CacheUnderTest extends AutoCloseable {
     void markDirty(int table);
 
     long word(int table, int i);
+
+    /** The table's bytes (a view into the store). */
+    MemorySegment table(int table);
+
+    /** The handle of a view returned by {@link #table}; refuses any other segment. */
+    int handleOf(MemorySegment table);
 
     void setWord(int table, int i, long value);
 

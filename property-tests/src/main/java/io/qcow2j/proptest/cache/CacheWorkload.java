@@ -9,6 +9,7 @@ import io.qcow2j.proptest.Context;
 import io.qcow2j.proptest.Instance;
 import io.qcow2j.proptest.StatefulProperty;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -229,6 +230,16 @@ public final class CacheWorkload {
         return rnd.nextInt(10) < 6 ? u.get(rnd.nextInt(hot)) : u.get(rnd.nextInt(u.size()));
     }
 
+    /** A resident table, referenced or not, or null. */
+    public static CacheModel.Table anyResident(Random rnd, CacheModel m) {
+        return rnd.nextBoolean() ? anyTable(rnd, m, true) : anyTable(rnd, m, false);
+    }
+
+    /** The kind of the cache holding the resident table {@code t}. */
+    public static CacheKind kindOf(CacheModel m, CacheModel.Table t) {
+        return m.l2().table(t.offset()) == t ? CacheKind.L2_TABLE : CacheKind.REFCOUNT_BLOCK;
+    }
+
     private static CacheModel.Table anyTable(Random rnd, CacheModel m, boolean referenced) {
         List<CacheModel.Table> ts = new ArrayList<>();
         for (CacheKind k : CacheKind.values()) {
@@ -241,9 +252,6 @@ public final class CacheWorkload {
         return ts.isEmpty() ? null : ts.get(rnd.nextInt(ts.size()));
     }
 
-    private static CacheKind kindOf(CacheModel m, CacheModel.Table t) {
-        return m.l2().table(t.offset()) == t ? CacheKind.L2_TABLE : CacheKind.REFCOUNT_BLOCK;
-    }
 
     static String name(CacheKind k) {
         return k == CacheKind.L2_TABLE ? "L2" : "refcount";
@@ -522,6 +530,53 @@ public final class CacheWorkload {
         @Override
         public String toString() {
             return "dependsOnFlush(" + name(kind) + ")";
+        }
+    }
+
+    /** Which segment {@link HandleOf} gives {@code handleOf}. */
+    public enum View {
+        /** the cache's own view of the table: must map back to its handle */
+        OWN,
+        /** a view of a table of the other cache: must be refused */
+        OTHER_CACHE,
+        /** a fresh array of the table's size: must be refused */
+        FOREIGN_ARRAY,
+        /** the own view moved by one entry: must be refused */
+        MISALIGNED
+    }
+
+    /**
+     * {@code handleOf} (QEMU's table index from a table's address) of a view of a resident table: the cache's own
+     * view maps back to the handle, anything else is refused with an IllegalArgumentException.
+     */
+    public record HandleOf(CacheKind kind, long offset, View view) implements CacheAction {
+        @Override
+        public boolean precondition(CacheModel m) {
+            return m.cache(kind).table(offset) != null;
+        }
+
+        @Override
+        public void perform(CacheSystem s, CacheModel m) {
+            CacheUnderTest c = s.cache(kind);
+            int h = m.cache(kind).table(offset).slot();
+            MemorySegment seg = switch (view) {
+                case OWN -> c.table(h);
+                case OTHER_CACHE -> s.cache(kind == CacheKind.L2_TABLE ? CacheKind.REFCOUNT_BLOCK : CacheKind.L2_TABLE)
+                        .table(Math.min(h, s.cache(kind == CacheKind.L2_TABLE ? CacheKind.REFCOUNT_BLOCK
+                                : CacheKind.L2_TABLE).size() - 1));
+                case FOREIGN_ARRAY -> MemorySegment.ofArray(new long[m.tableSize() / 8]);
+                case MISALIGNED -> c.table(h).asSlice(8);
+            };
+            Outcome sut = Outcome.of(() -> c.handleOf(seg));
+            Outcome expected = view == View.OWN ? new Outcome(h, null)
+                    : new Outcome(null, new IllegalArgumentException("not one of its tables"));
+            agree(this, sut, expected, s, m);
+        }
+
+        @Override
+        public String toString() {
+            return "handleOf(" + view.name().toLowerCase(java.util.Locale.ROOT).replace('_', ' ') + " view of "
+                    + at(kind, offset) + ")";
         }
     }
 

@@ -4,6 +4,7 @@ import io.qcow2j.engine.cache.CacheKind;
 import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.engine.cache.MetadataCache;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 
 /**
@@ -55,6 +56,16 @@ public abstract class ForwardingCache implements CacheUnderTest {
     @Override
     public long word(int table, int i) {
         return delegate.word(table, i);
+    }
+
+    @Override
+    public MemorySegment table(int table) {
+        return delegate.table(table);
+    }
+
+    @Override
+    public int handleOf(MemorySegment table) {
+        return delegate.handleOf(table);
     }
 
     @Override

@@ -4,6 +4,7 @@ import io.qcow2j.engine.cache.CacheKind;
 import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.engine.cache.MetadataCache;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 
 /** The real {@link MetadataCache} as a {@link CacheUnderTest}: every call goes straight through. */
@@ -52,6 +53,16 @@ public final class MetadataCacheUnderTest implements CacheUnderTest {
     @Override
     public long word(int table, int i) {
         return cache.word(table, i);
+    }
+
+    @Override
+    public MemorySegment table(int table) {
+        return cache.table(table);
+    }
+
+    @Override
+    public int handleOf(MemorySegment table) {
+        return cache.handleOf(table);
     }
 
     @Override

@@ -143,6 +143,22 @@ class CacheProperties {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(TableStore.Kind.class)
+    void tableViewsMapBackToTheirHandles(TableStore.Kind store) {
+        Result r = property("cache: handleOf maps the cache's own table views back and refuses any other segment",
+                Options.of(store), (s, m, ctx) -> {})
+                .action(6, "handleOf", (rnd, m) -> {
+                    CacheModel.Table t = CacheWorkload.anyResident(rnd, m);
+                    CacheWorkload.View[] views = CacheWorkload.View.values();
+                    return t == null ? null : new CacheWorkload.HandleOf(CacheWorkload.kindOf(m, t), t.offset(),
+                            views[rnd.nextInt(views.length)]);
+                }).check();
+        if (r.sequences() >= ENOUGH) {
+            assertThat(r.actionCount("handleOf")).isGreaterThan(1000);
+        }
+    }
+
     @Test
     void releasedRangesAreTheWholePagesOfTheReleasedTables() {
         Result r = ReleaseSpans.property("cache: a released run of tables frees exactly its whole pages",
