@@ -6,10 +6,14 @@ import io.qcow2j.engine.cache.CorruptMetadataException;
 import io.qcow2j.ffm.Errno;
 import io.qcow2j.ffm.ErrnoException;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.EnumMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -151,24 +155,29 @@ public final class CacheModel {
         }
 
         public boolean anyReferenced() {
-            return byOffset.values().stream().anyMatch(t -> t.refs > 0);
+            for (Table t : slots) {
+                if (t != null && t.refs > 0) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         public Set<Long> dirtyOffsets() {
             TreeSet<Long> s = new TreeSet<>();
-            byOffset.values().forEach(t -> {
-                if (t.dirty) {
+            for (Table t : slots) {
+                if (t != null && t.dirty) {
                     s.add(t.offset);
                 }
-            });
+            }
             return s;
         }
 
         /** The eviction victim of a miss on a full cache: the unreferenced table with the smallest stamp. */
         public Table victim() {
             Table v = null;
-            for (Table t : byOffset.values()) {
-                if (t.refs == 0 && (v == null || t.stamp < v.stamp)) {
+            for (Table t : slots) {
+                if (t != null && t.refs == 0 && (v == null || t.stamp < v.stamp)) {
                     v = t;
                 }
             }
@@ -257,9 +266,11 @@ public final class CacheModel {
     private final int tableSize;
     private final int words;
     private final Map<CacheKind, Cache> caches = new EnumMap<>(CacheKind.class);
-    private final TreeMap<Long, long[]> file = new TreeMap<>();
+    private static final VarHandle BE_LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+    /** What the file must hold, by table offset (big-endian bytes, as the caches store them). */
+    private final HashMap<Long, byte[]> file = new HashMap<>();
     /** Logical content of the resident tables; any other table's is the file's. */
-    private final TreeMap<Long, long[]> content = new TreeMap<>();
+    private final HashMap<Long, byte[]> content = new HashMap<>();
     private final List<Corruption> corruptions = new ArrayList<>();
     private int failReads;
     private int readErrno = Errno.EIO;
@@ -284,9 +295,16 @@ public final class CacheModel {
                       Map<Long, long[]> initial) {
         this.tableSize = tableSize;
         this.words = tableSize / 8;
+        this.zeros = new byte[tableSize];
         caches.put(CacheKind.L2_TABLE, new Cache(CacheKind.L2_TABLE, l2Tables, l2Universe));
         caches.put(CacheKind.REFCOUNT_BLOCK, new Cache(CacheKind.REFCOUNT_BLOCK, rcTables, rcUniverse));
-        initial.forEach((k, v) -> file.put(k, v.clone()));
+        initial.forEach((k, v) -> {
+            byte[] b = new byte[tableSize];
+            for (int i = 0; i < v.length; i++) {
+                BE_LONG.set(b, 8 * i, v[i]);
+            }
+            file.put(k, b);
+        });
     }
 
     public int tableSize() {
@@ -309,16 +327,39 @@ public final class CacheModel {
         return caches.get(CacheKind.REFCOUNT_BLOCK);
     }
 
-    /** The logical content of the table at {@code offset} (a copy). */
+    /** The logical content of the table at {@code offset}, as 64-bit words (a copy). */
     public long[] content(long offset) {
-        long[] c = content.get(offset);
-        return c == null ? fileWords(offset) : c.clone();
+        return words(contentBytes(offset));
+    }
+
+    /**
+     * The logical content of the table at {@code offset}, as the big-endian bytes the cache holds: not a copy,
+     * do not modify.
+     */
+    public byte[] contentBytes(long offset) {
+        byte[] c = content.get(offset);
+        return c != null ? c : fileBytes(offset);
+    }
+
+    private long[] words(byte[] b) {
+        long[] w = new long[words];
+        for (int i = 0; i < words; i++) {
+            w[i] = (long) BE_LONG.get(b, 8 * i);
+        }
+        return w;
+    }
+
+    private final byte[] zeros;
+
+    /** What the file must hold at {@code offset} (zeros if never written): not a copy, do not modify. */
+    public byte[] fileBytes(long offset) {
+        byte[] f = file.get(offset);
+        return f != null ? f : zeros;
     }
 
     /** What the file must hold at {@code offset} (a copy; zeros if never written). */
     public long[] fileWords(long offset) {
-        long[] f = file.get(offset);
-        return f == null ? new long[words] : f.clone();
+        return words(fileBytes(offset));
     }
 
     /** The corruption events the caches must have raised so far. */
@@ -402,14 +443,14 @@ public final class CacheModel {
         }
     }
 
-    private long[] fileRead(Cache c, long offset) throws IOException {
+    private byte[] fileRead(Cache c, long offset) throws IOException {
         if (failReads > 0) {
             failReads--;
             event("read failed (injected)");
             throw new ErrnoException("model pread", readErrno);
         }
         c.loads++;
-        return fileWords(offset);
+        return fileBytes(offset).clone();
     }
 
     private void fileWrite(Cache c, long offset) throws IOException {
@@ -418,7 +459,7 @@ public final class CacheModel {
             event("write failed (injected)");
             throw new ErrnoException("model pwrite", writeErrno);
         }
-        file.put(offset, content(offset));
+        file.put(offset, contentBytes(offset).clone());
         c.writebacks++;
         event("write-back " + c.kind.label());
     }
@@ -484,7 +525,7 @@ public final class CacheModel {
             slot = v.slot;
             event(wasDirty ? "eviction of a dirty table" : "eviction of a clean table");
         }
-        long[] data = empty ? new long[words] : fileRead(c, offset);
+        byte[] data = empty ? new byte[tableSize] : fileRead(c, offset);
         content.put(offset, data);
         Table n = new Table(slot, offset);
         n.refs = 1;
@@ -503,7 +544,7 @@ public final class CacheModel {
     /** Sets word {@code i} of a referenced table and marks it dirty. */
     public void modify(CacheKind kind, long offset, int i, long value) {
         requireReferenced(kind, offset);
-        content.get(offset)[i] = value;
+        BE_LONG.set(content.get(offset), 8 * i, value);
         markDirty(kind, offset);
     }
 

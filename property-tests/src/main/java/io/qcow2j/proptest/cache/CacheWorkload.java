@@ -340,11 +340,27 @@ public final class CacheWorkload {
         /** Applies the action. */
         default void apply(CacheSystem s, CacheModel m, Context ctx) throws Exception {
             m.begin(s.file().logSize());
+            int l2 = s.store(CacheKind.L2_TABLE).releases().size();
+            int rc = s.store(CacheKind.REFCOUNT_BLOCK).releases().size();
             try {
                 perform(s, m);
             } finally {
                 m.events().forEach(ctx::count);
+                long released = releasedSince(s.store(CacheKind.L2_TABLE), l2)
+                        + releasedSince(s.store(CacheKind.REFCOUNT_BLOCK), rc);
+                if (released > 0) {
+                    ctx.count("bytes the store really released", released);
+                }
             }
+        }
+
+        private static long releasedSince(RecordingTableStore store, int from) {
+            List<RecordingTableStore.Release> r = store.releases();
+            long n = 0;
+            for (int i = from; i < r.size(); i++) {
+                n += r.get(i).released();
+            }
+            return n;
         }
 
         void perform(CacheSystem s, CacheModel m) throws Exception;

@@ -10,6 +10,7 @@ import java.lang.invoke.VarHandle;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
@@ -83,6 +84,8 @@ public final class RecordingTableFile implements TableFile {
     private record Region(String name, long start, long end) {}
 
     private static final VarHandle BE_LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.BIG_ENDIAN);
+
+    private static final byte[] ZERO_BLOCK = new byte[BLOCK];
 
     /** Content by block number (offset / {@value #BLOCK}). */
     private final HashMap<Long, byte[]> blocks = new HashMap<>();
@@ -230,6 +233,26 @@ public final class RecordingTableFile implements TableFile {
             w[i] = (long) BE_LONG.get(src, from + 8 * i);
         }
         return w;
+    }
+
+    /**
+     * Whether the content of {@code [offset, offset + expected.length)} equals {@code expected} (zeros where never
+     * written). Not logged; copies nothing.
+     */
+    public boolean holds(long offset, byte[] expected) {
+        int done = 0;
+        while (done < expected.length) {
+            long pos = offset + done;
+            long block = Math.floorDiv(pos, BLOCK);
+            int in = (int) (pos - block * BLOCK);
+            int n = Math.min(BLOCK - in, expected.length - done);
+            byte[] b = blocks.get(block);
+            if (Arrays.mismatch(b != null ? b : ZERO_BLOCK, in, in + n, expected, done, done + n) >= 0) {
+                return false;
+            }
+            done += n;
+        }
+        return true;
     }
 
     /**

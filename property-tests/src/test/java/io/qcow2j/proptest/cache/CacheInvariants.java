@@ -5,6 +5,7 @@ import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.proptest.StatefulProperty.ContextInvariant;
 import io.qcow2j.proptest.cache.CacheWorkload.Exhausted;
 import io.qcow2j.proptest.cache.CacheWorkload.MisalignedNote;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
@@ -46,11 +47,15 @@ final class CacheInvariants {
                 CacheUnderTest c = s.cache(k);
                 for (long off : m.cache(k).universe()) {
                     int h = c.lookup(off);
-                    long[] actual = h >= 0 ? cached(c, h, m.words()) : s.file().words(off, m.words());
-                    long[] expected = m.content(off);
-                    if (!Arrays.equals(expected, actual)) {
+                    byte[] expected = m.contentBytes(off);
+                    boolean same = h >= 0
+                            ? MemorySegment.mismatch(c.table(h), 0, expected.length, MemorySegment.ofArray(expected), 0,
+                                    expected.length) < 0
+                            : s.file().holds(off, expected);
+                    if (!same) {
+                        long[] actual = h >= 0 ? cached(c, h, m.words()) : s.file().words(off, m.words());
                         throw new AssertionError(at(k, off) + " reads back wrong content from the "
-                                + (h >= 0 ? "cache (slot " + h + ")" : "file") + ": " + diff(expected, actual)
+                                + (h >= 0 ? "cache (slot " + h + ")" : "file") + ": " + diff(m.content(off), actual)
                                 + "\nmodel: " + m);
                     }
                 }
@@ -318,10 +323,7 @@ final class CacheInvariants {
             for (CacheKind k : CacheKind.values()) {
                 List<RecordingTableStore.Release> r = s.store(k).releases();
                 int seen = s.mark("releases checked " + k, r.size());
-                for (RecordingTableStore.Release x : r.subList(Math.min(seen, r.size()), r.size())) {
-                    ctx.count("release requests");
-                    ctx.count("bytes the store really released", x.released());
-                }
+                ctx.count("release requests", r.size() - Math.min(seen, r.size()));
             }
         };
     }
