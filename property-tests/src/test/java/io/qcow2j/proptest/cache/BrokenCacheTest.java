@@ -23,16 +23,18 @@ class BrokenCacheTest {
     static final long SEED = 20_251_124L;
     static final int MAX_SHRUNK = 6;
     /**
-     * The forgotten third markDirty needs at least five actions by construction (three markDirty calls, the third
-     * on a clean table, then an eviction or a flush), and removal-only delta debugging stops at a 1-minimal
-     * sequence, which here often keeps a read failure and the gets it entangles: over seeds 1..20 the shrunk
-     * sequences had 6..13 actions (median 8) for property 1 and 5..12 for property 2.
+     * The forgotten third markDirty needs about six actions by construction (three markDirty calls, the third on a
+     * clean table, then an eviction or a flush that should have written it), and removal-only delta debugging stops
+     * at a 1-minimal sequence: over seeds 1..30 ({@link ShrinkDistributionTest}) the shrunk sequences had 5..13
+     * actions (median 8) for property 1 and 4..13 (median 6) for property 2.
      */
     static final int FORGOTTEN_MARK_DIRTY_SHRUNK = 13;
 
     /**
      * @param caughtBy "invariant" when the property's own invariant must be what fails (the mutant gives every
-     *                 call the right answer), "any" when an action may see a wrong answer first
+     *                 call the right answer: over seeds 1..30 the invariant caught it every time, see
+     *                 {@link ShrinkDistributionTest}), "any" when an action may see a wrong answer first (e.g. a
+     *                 write the model expects to fail is not issued)
      * @param maxShrunk the most actions the shrunk sequence may keep
      */
     record Case(String property, ContextInvariant<CacheSystem, CacheModel> invariant, Options options,
@@ -69,20 +71,20 @@ class BrokenCacheTest {
         String p10 = "10. the statistics count what happened";
         return Stream.of(
                 new Case(p1, CacheInvariants.contentReadsBack(),
-                        heap().wrap((c, f) -> new BrokenCaches.ForgetsThirdMarkDirty(c)), "markDirty ignored on its 3rd call", "invariant",
+                        heap().wrap((c, f) -> new BrokenCaches.ForgetsThirdMarkDirty(c)), "markDirty ignored on its 3rd call", "any",
                         FORGOTTEN_MARK_DIRTY_SHRUNK),
                 new Case(p1, CacheInvariants.contentReadsBack(),
                         offHeap().wrap(BrokenCaches.DiscardWrites::new), "discard writes the table", "invariant"),
                 new Case(p1, CacheInvariants.contentReadsBack(),
-                        heap().wrap((c, f) -> new BrokenCaches.CleanDropsDirty(c)), "cleanUnused also drops dirty tables", "invariant"),
+                        heap().wrap((c, f) -> new BrokenCaches.CleanDropsDirty(c)), "cleanUnused also drops dirty tables", "any"),
                 new Case(p2, CacheInvariants.flushWritesEverything(),
                         offHeap().wrap((c, f) -> new BrokenCaches.FlushWithoutSync(c)), "flush without the sync", "any"),
                 new Case(p2, CacheInvariants.flushWritesEverything(),
-                        heap().wrap((c, f) -> new BrokenCaches.ForgetsThirdMarkDirty(c)), "markDirty ignored on its 3rd call", "invariant",
+                        heap().wrap((c, f) -> new BrokenCaches.ForgetsThirdMarkDirty(c)), "markDirty ignored on its 3rd call", "any",
                         FORGOTTEN_MARK_DIRTY_SHRUNK),
                 new Case(p3, CacheInvariants.dependenciesFirst(),
                         offHeap().wrap((c, f) -> new BrokenCaches.IgnoresDependency(c), CacheSystem.Wrapper.NONE),
-                        "setDependency ignored by the L2 cache", "invariant"),
+                        "setDependency ignored by the L2 cache", "any"),
                 new Case(p3, CacheInvariants.dependenciesFirst(),
                         heap().wrap((c, f) -> new BrokenCaches.IgnoresDependsOnFlush(c)), "dependsOnFlush ignored", "invariant"),
                 new Case(p4, CacheInvariants.referencedStay(),

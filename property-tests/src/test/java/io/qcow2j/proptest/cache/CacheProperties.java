@@ -13,12 +13,29 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * The properties of the metadata cache ({@link io.qcow2j.engine.cache.MetadataCache}): random sequences of
- * get, getEmpty, modify + markDirty, put, write, flush, discard, cleanUnused, empty, setDependency,
- * dependsOnFlush, misaligned gets and injected read/write/sync failures, on an L2 and a refcount cache of 1..6
- * tables sharing one recording file, against {@link CacheModel}; one invariant per property, each property run
- * for the heap and the off-heap store. {@code -Dqcow2j.tries=N} changes the number of sequences (default 1000),
- * {@code -Dqcow2j.seed=S -Dqcow2j.property='NAME'} replays one.
+ * The properties of the metadata cache ({@link io.qcow2j.engine.cache.MetadataCache}). Random sequences of get,
+ * getEmpty (+ markDirty), modify + markDirty, put, write, flush, discard, cleanUnused, empty, setDependency (both
+ * ways), dependsOnFlush and misaligned gets, some run with injected read/write/sync/overlap-check failures, drive
+ * an L2 and a refcount cache of 1..6 tables sharing one {@link RecordingTableFile}, side by side with
+ * {@link CacheModel}; every action checks that the cache answers what the model predicts. Each property adds one
+ * invariant, and runs for the heap and the off-heap store:
+ * <ol>
+ *   <li>every table reads back its last content (no lost dirty table; a discarded one reverts to the file);</li>
+ *   <li>after a successful flush the file holds every table that was dirty, nothing is dirty, a sync ends it;</li>
+ *   <li>a cache's writes wait until the cache it depends on is written and synced; dependsOnFlush syncs first;</li>
+ *   <li>referenced tables are never evicted; a miss on an all-referenced cache fails and changes nothing;</li>
+ *   <li>a misaligned offset raises one corruption event and a CorruptMetadataException, and changes nothing;</li>
+ *   <li>eviction takes exactly the model's LRU victim (the resident tables and their slots are the model's);</li>
+ *   <li>release requests are exactly the discarded slots, the cleaned runs and the emptied array (plus the
+ *       stateless release arithmetic against brute force);</li>
+ *   <li>a lookup examines a few index buckets (probe histogram in the statistics);</li>
+ *   <li>every table write passes the overlap check of exactly its range first;</li>
+ *   <li>the cache's statistics count what happened;</li>
+ *   <li>handleOf maps the cache's own table views back and refuses any other segment.</li>
+ * </ol>
+ * {@code -Dqcow2j.tries=N} changes the number of sequences (default 1000), {@code -Dqcow2j.seed=S
+ * -Dqcow2j.property='NAME [HEAP]'} replays one. {@link BrokenCacheTest} shows that each property catches a broken
+ * cache.
  */
 class CacheProperties {
     static final int TRIES = 1000;
