@@ -107,7 +107,7 @@ public final class CacheWorkload {
                     return t == null ? null : new Modify(kindOf(m, t), t.offset(), rnd.nextInt(m.words()),
                             rnd.nextInt(1, 1000));
                 })
-                .action(10, "put", (rnd, m) -> {
+                .action(12, "put", (rnd, m) -> {
                     CacheModel.Table t = anyTable(rnd, m, true);
                     return t == null ? null : new Put(kindOf(m, t), t.offset());
                 })
@@ -222,12 +222,12 @@ public final class CacheWorkload {
         return rnd.nextBoolean() ? CacheKind.L2_TABLE : CacheKind.REFCOUNT_BLOCK;
     }
 
-    /** A table offset: mostly one of the few "hot" ones (the first size + 2 of the universe), else any. */
+    /** A table offset: mostly one of the few "hot" ones (the first size + 1 of the universe), else any. */
     private static long pick(Random rnd, CacheModel m, CacheKind kind) {
         CacheModel.Cache c = m.cache(kind);
         List<Long> u = c.universe();
-        int hot = Math.min(u.size(), c.size() + 2);
-        return rnd.nextInt(10) < 6 ? u.get(rnd.nextInt(hot)) : u.get(rnd.nextInt(u.size()));
+        int hot = Math.min(u.size(), c.size() + 1);
+        return rnd.nextInt(4) < 3 ? u.get(rnd.nextInt(hot)) : u.get(rnd.nextInt(u.size()));
     }
 
     /** A resident table, referenced or not, or null. */

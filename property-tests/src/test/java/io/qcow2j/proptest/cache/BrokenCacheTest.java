@@ -25,8 +25,8 @@ class BrokenCacheTest {
     /**
      * The forgotten third markDirty needs about six actions by construction (three markDirty calls, the third on a
      * clean table, then an eviction or a flush that should have written it), and removal-only delta debugging stops
-     * at a 1-minimal sequence: over seeds 1..30 ({@link ShrinkDistributionTest}) the shrunk sequences had 5..13
-     * actions (median 8) for property 1 and 4..13 (median 6) for property 2.
+     * at a 1-minimal sequence: over seeds 1..30 ({@link ShrinkDistributionTest}) the shrunk sequences had up to 12
+     * actions (median 8) for property 1, up to 12 (median 7) for property 2.
      */
     static final int FORGOTTEN_MARK_DIRTY_SHRUNK = 13;
 
@@ -86,7 +86,7 @@ class BrokenCacheTest {
                         offHeap().wrap((c, f) -> new BrokenCaches.IgnoresDependency(c), CacheSystem.Wrapper.NONE),
                         "setDependency ignored by the L2 cache", "any"),
                 new Case(p3, CacheInvariants.dependenciesFirst(),
-                        heap().wrap((c, f) -> new BrokenCaches.IgnoresDependsOnFlush(c)), "dependsOnFlush ignored", "invariant"),
+                        heap().wrap((c, f) -> new BrokenCaches.IgnoresDependsOnFlush(c)), "dependsOnFlush ignored", "any"),
                 new Case(p4, CacheInvariants.referencedStay(),
                         heap().wrap((c, f) -> new BrokenCaches.PutDropsExtraReference(c)), "put drops an extra reference", "invariant"),
                 new Case(p4, CacheInvariants.referencedStay(),
