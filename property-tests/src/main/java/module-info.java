@@ -2,6 +2,7 @@
 module io.qcow2j.proptest {
     requires transitive io.qcow2j.engine;
     exports io.qcow2j.proptest;
+    exports io.qcow2j.proptest.cache;
     exports io.qcow2j.proptest.crash;
     exports io.qcow2j.proptest.driver;
 }

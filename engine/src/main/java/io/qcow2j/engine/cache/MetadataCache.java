@@ -253,11 +253,15 @@ public final class MetadataCache implements AutoCloseable {
         return tables.asSlice((long) table << tableShift, tableSize);
     }
 
-    /** The handle of a table view returned by {@link #table}, from its address alone (QEMU's table index). */
+    /**
+     * The handle of a table view returned by {@link #table}, from its address alone (QEMU's table index). A heap
+     * segment's address is only an offset into its array, so for the heap store the array must be the store's.
+     */
     public int handleOf(MemorySegment table) {
         long rel = table.address() - tables.address();
-        if (table.isNative() != tables.isNative() || rel < 0 || (rel & (tableSize - 1)) != 0
-                || (rel >> tableShift) >= size) {
+        if (table.isNative() != tables.isNative()
+                || (!tables.isNative() && table.heapBase().orElse(null) != tables.heapBase().orElse(null))
+                || rel < 0 || (rel & (tableSize - 1)) != 0 || (rel >> tableShift) >= size) {
             throw new IllegalArgumentException(kind.label() + " cache: segment is not one of its tables");
         }
         return (int) (rel >> tableShift);

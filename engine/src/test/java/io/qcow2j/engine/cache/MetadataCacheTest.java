@@ -366,6 +366,29 @@ class MetadataCacheTest {
         }
     }
 
+    /**
+     * Regression: a heap segment's address is its offset in its own array, so handleOf took a view of another heap
+     * array (or of another heap cache's tables) at the same offset for one of its own tables.
+     */
+    @ParameterizedTest
+    @EnumSource(TableStore.Kind.class)
+    void handleOfRefusesViewsOfOtherMemory(TableStore.Kind store) throws IOException {
+        MemoryFile f = new MemoryFile();
+        try (MetadataCache c = cache(store, f, 4); MetadataCache other = cache(store, f, 4)) {
+            int a = c.get(off(1));
+            int b = c.get(off(2));
+            assertThat(c.handleOf(c.table(b))).isEqualTo(b);
+            assertThatThrownBy(() -> c.handleOf(MemorySegment.ofArray(new long[T / 8])))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessage("L2 table cache: segment is not one of its tables");
+            assertThatThrownBy(() -> c.handleOf(MemorySegment.ofArray(new byte[4 * T]).asSlice(T, T)))
+                    .isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> c.handleOf(other.table(a))).isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> c.handleOf(c.table(a).asSlice(8))).isInstanceOf(IllegalArgumentException.class);
+            c.put(a);
+            c.put(b);
+        }
+    }
+
     @Test
     void builderRejectsBadSizesWithClearMessages() {
         MemoryFile f = new MemoryFile();
