@@ -14,6 +14,8 @@ import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.engine.format.SnapshotTable;
 import io.qcow2j.engine.format.SubclusterBitmap;
+import io.qcow2j.ffm.ErrnoException;
+import io.qcow2j.ffm.LibC;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -845,20 +847,30 @@ public final class ImageCheck {
 
     /**
      * Grows the file to the end of the cluster at {@code offset} (QEMU truncates it there); returns why it
-     * could not, or null. The file may not grow past 2^31 clusters, the most a check handles.
+     * could not (after QEMU's "Could not resize file" line for a failed truncation), or null. The file may
+     * not grow past 2^31 clusters, the most a check handles (a larger file is refused as too large, as a
+     * file system refuses QEMU's truncation past its limit).
      */
     private String growFileOver(long offset) throws IOException {
         if (offset < 0 || offset > Long.MAX_VALUE - cs) {
             return "Invalid argument";
         }
         long newSize = offset + cs;
+        String failure = null;
         if (((newSize + cs - 1) >>> cb) + 1 > ClusterCounts.MAX_CAPACITY) {
-            return "File too large";
+            failure = "File too large";
+        } else {
+            try {
+                file.truncate(newSize);
+            } catch (ErrnoException e) {
+                failure = LibC.strerror(e.errno());
+            } catch (IOException e) {
+                failure = Objects.requireNonNullElse(e.getMessage(), "Input/output error");
+            }
         }
-        try {
-            file.truncate(newSize);
-        } catch (IOException e) {
-            return e.getMessage();
+        if (failure != null) {
+            problems.accept("Could not resize file: " + failure); // qemu-img: error_report_err
+            return failure;
         }
         fileSize = file.size();
         image.noteFileEnd(fileSize);
