@@ -279,11 +279,16 @@ public final class ImageCheck {
      * synced write, the old structure then repaired as leaked. With {@code LEAKS} a structure that needs a
      * rebuild fails the repair ({@link RepairFailedException}, after the line "ERROR need to rebuild
      * refcount structures"), as in QEMU. Snapshot table entries without their 16 bytes of extra data are
-     * reported, not repaired (qemu-img rewrites the table).
+     * reported, not repaired (qemu-img rewrites the table). Where QEMU differs, on purpose: refcounts that
+     * could not be read from a structure that was then rebuilt no longer count as check errors (QEMU keeps
+     * them, and so leaves the corrupt bit set after a successful rebuild), and the blocks of a rebuild are
+     * not checked against the old refcount structure (qemu-img 7.2 refuses to write them over a cluster an
+     * unaligned old block offset points into, and fails).
      *
      * <p>While repairing, new clusters are never taken below the end of the file (stored refcounts there
      * may be too low). Everything is flushed at the end; when no corruption or check error is left, the
-     * header's dirty and corrupt bits are cleared (synced), and the image can be used read/write.
+     * header's dirty and corrupt bits are cleared (synced), and the image can be used read/write. The
+     * repair waits for the requests in flight and holds off new ones until it is done.
      *
      * @throws RepairFailedException if the repair could not be done (see above)
      * @throws Qcow2FormatException if the image cannot be checked at all
@@ -294,19 +299,25 @@ public final class ImageCheck {
         Objects.requireNonNull(mode);
         Objects.requireNonNull(messages);
         if (!image.isWritable()) {
-            throw new IOException(image.filename() + ": the image is not writable; open it with"
-                    + " Images.openForRepair to repair it");
+            throw new IOException(image.filename() + ": the image is not writable (open it with"
+                    + " Images.openForRepair to repair it; a corruption found since it was opened makes it read-only)");
         }
-        image.metadataLock().lock();
+        // no request in flight: an allocation between its refcount and its L2 entry would look like a leak
+        image.ioLock().writeLock().lock();
         try {
-            ImageCheck c = new ImageCheck(image, messages);
+            image.metadataLock().lock();
             try {
-                return c.runRepair(mode == RepairMode.ALL ? FIX_LEAKS | FIX_ERRORS : FIX_LEAKS);
+                ImageCheck c = new ImageCheck(image, messages);
+                try {
+                    return c.runRepair(mode == RepairMode.ALL ? FIX_LEAKS | FIX_ERRORS : FIX_LEAKS);
+                } finally {
+                    c.arena.close();
+                }
             } finally {
-                c.arena.close();
+                image.metadataLock().unlock();
             }
         } finally {
-            image.metadataLock().unlock();
+            image.ioLock().writeLock().unlock();
         }
     }
 

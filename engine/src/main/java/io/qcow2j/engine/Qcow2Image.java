@@ -1143,6 +1143,14 @@ public final class Qcow2Image implements BlockDevice {
         return l1;
     }
 
+    /**
+     * The lock every request holds (reads and writes the read side, discards the write side): a repair holds
+     * the write side, so that no allocation is between its refcount update and its L2 entry meanwhile.
+     */
+    ReentrantReadWriteLock ioLock() {
+        return ioLock;
+    }
+
     /** The refcounts; only under {@link #metadataLock()}. */
     Refcounts refcounts() {
         return refcounts;

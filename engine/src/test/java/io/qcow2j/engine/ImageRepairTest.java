@@ -423,7 +423,7 @@ class ImageRepairTest {
 
     // ---------------------------------------------------------------- random damage
 
-    static final int FUZZ_ROUNDS = Integer.getInteger("qcow2j.repair.fuzz.rounds", 40);
+    static final int FUZZ_ROUNDS = Integer.getInteger("qcow2j.repair.fuzz.rounds", 20);
 
     /**
      * Random byte flips in the metadata (as {@link ImageCheckFuzzTest}), then {@code -r all} by both tools:
