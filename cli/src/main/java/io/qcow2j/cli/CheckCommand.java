@@ -22,15 +22,19 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code qcow2j check}: {@code qemu-img check} without repair. Same options (those that apply), same output
- * in both formats, same exit status: 0 no problems, 1 the check could not be completed (the image cannot
- * be opened, the metadata cannot be followed, or check errors), 2 corruptions, 3 leaked clusters only, 63
- * for an image that is not qcow2 (qemu-img: "This image format does not support checks").
+ * {@code qcow2j check}: {@code qemu-img check}, with repair ({@code -r leaks|all}). Same options (those that
+ * apply), same output in both formats, same exit status: 0 no problems, 1 the check could not be completed
+ * (the image cannot be opened, the metadata cannot be followed, or check errors), 2 corruptions, 3 leaked
+ * clusters only, 63 for an image that is not qcow2 (qemu-img: "This image format does not support checks").
+ * With {@code -r} the image is opened read/write (even when marked dirty or corrupt) and repaired by
+ * {@link ImageCheck#repair}; when anything was repaired, what was is listed and the image is checked again,
+ * and that check decides the output and the exit status, as in qemu-img.
  */
 @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
         description = {
             "Check a qcow2 image for consistency, as qemu-img check does: rebuild the reference count of every "
                     + "cluster from the metadata and compare it with the refcounts stored in the image.",
+            "With -r leaks|all, repair what is found (as qemu-img check -r), then check the image again.",
             "Exit status: 0 no errors, 1 check could not be completed, 2 corruptions, 3 leaked clusters only."
         })
 final class CheckCommand implements Callable<Integer> {
@@ -57,7 +61,8 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "-q", description = "Quiet: print no summary (problems still go to stderr).")
     boolean quiet;
 
-    @Option(names = "-r", paramLabel = "leaks|all", description = "Repair: not supported yet.")
+    @Option(names = "-r", paramLabel = "leaks|all", description = "Repair: leaked clusters only (leaks), or "
+            + "everything that can be repaired (all); the image is then checked again.")
     String repair;
 
     @Parameters(paramLabel = "IMAGE", description = "The image file (or option string with --image-opts).")
@@ -67,9 +72,14 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
+        ImageCheck.RepairMode mode = null;
         if (repair != null) {
-            throw new IllegalArgumentException("check -r " + repair + ": repair is not supported yet;"
-                    + " run check without -r to find the problems");
+            mode = switch (repair) {
+                case "leaks" -> ImageCheck.RepairMode.LEAKS;
+                case "all" -> ImageCheck.RepairMode.ALL;
+                default -> throw new IllegalArgumentException(
+                        "Unknown option value for -r (expecting 'leaks' or 'all'): " + repair);
+            };
         }
         boolean json = switch (output) {
             case "human" -> false;
@@ -99,13 +109,38 @@ final class CheckCommand implements Callable<Integer> {
             err.flush();
             return 63;
         }
+        if (mode != null && forceShare) {
+            throw new IllegalArgumentException("Could not open '" + image
+                    + "': force-share=on can only be used with read-only images");
+        }
         ImageCheck.Result r;
-        try (Qcow2Image img = Images.open(path, options)) {
+        long leaksFixed = 0;
+        long corruptionsFixed = 0;
+        try (Qcow2Image img = mode != null ? Images.openForRepair(path, options) : Images.open(path, options)) {
             try {
-                r = ImageCheck.check(img, line -> err.println(line));
+                if (mode == null) {
+                    r = ImageCheck.check(img, err::println);
+                } else {
+                    ImageCheck.RepairResult rr = ImageCheck.repair(img, mode, err::println);
+                    r = rr.result();
+                    if (rr.repairedAnything()) {
+                        leaksFixed = rr.leaksFixed();
+                        corruptionsFixed = rr.corruptionsFixed();
+                        if (!json && !quiet) {
+                            out.print("The following inconsistencies were found and repaired:\n\n"
+                                    + "    " + leaksFixed + " leaked clusters\n"
+                                    + "    " + corruptionsFixed + " corruptions\n\n"
+                                    + "Double checking the fixed image now...\n");
+                            out.flush();
+                        }
+                        r = ImageCheck.check(img, err::println);
+                    }
+                }
             } catch (IOException e) {
                 err.flush();
-                err.println("qcow2j: Check failed: " + Main.describe(e));
+                // qemu-img names only the errno of a repair that failed
+                err.println("qcow2j: Check failed: " + (e instanceof ImageCheck.RepairFailedException
+                        ? "Input/output error" : Main.describe(e)));
                 err.flush();
                 return 1;
             }
@@ -115,7 +150,7 @@ final class CheckCommand implements Callable<Integer> {
         r = new ImageCheck.Result(image, r.format(), r.checkErrors(), r.corruptions(), r.leaks(), r.imageEndOffset(),
                 r.totalClusters(), r.allocatedClusters(), r.fragmentedClusters(), r.compressedClusters());
         if (!quiet) {
-            out.print(json ? Json.pretty(jsonFields(r)) + "\n" : human(r));
+            out.print(json ? Json.pretty(jsonFields(r, leaksFixed, corruptionsFixed)) + "\n" : human(r));
             out.flush();
         }
         if (r.checkErrors() != 0) {
@@ -178,13 +213,20 @@ final class CheckCommand implements Callable<Integer> {
      * always), in the order qemu-img's QDict hash table yields them (fixed for this set of names).
      */
     static Map<String, Object> jsonFields(ImageCheck.Result r) {
+        return jsonFields(r, 0, 0);
+    }
+
+    /** As {@link #jsonFields(ImageCheck.Result)}, with what a repair fixed ({@code -r}). */
+    static Map<String, Object> jsonFields(ImageCheck.Result r, long leaksFixed, long corruptionsFixed) {
         Map<String, Object> m = new LinkedHashMap<>();
         putNonZero(m, "image-end-offset", r.imageEndOffset());
         putNonZero(m, "compressed-clusters", r.compressedClusters());
         putNonZero(m, "total-clusters", r.totalClusters());
         putNonZero(m, "corruptions", r.corruptions());
+        putNonZero(m, "corruptions-fixed", corruptionsFixed);
         m.put("check-errors", r.checkErrors());
         putNonZero(m, "leaks", r.leaks());
+        putNonZero(m, "leaks-fixed", leaksFixed);
         putNonZero(m, "allocated-clusters", r.allocatedClusters());
         m.put("filename", r.filename());
         m.put("format", r.format());

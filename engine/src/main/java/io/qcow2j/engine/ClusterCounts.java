@@ -1,5 +1,7 @@
 package io.qcow2j.engine;
 
+import java.util.Arrays;
+
 /**
  * The reference counts {@link ImageCheck} computes, one per host cluster of the image file (QEMU's
  * in-memory refcount table), in a form whose memory follows what is actually referenced.
@@ -17,14 +19,17 @@ final class ClusterCounts {
     static final int CHUNK = 1 << CHUNK_BITS;
     private static final int MASK = CHUNK - 1;
 
-    private final long capacity;
-    private final long[][] bits;
-    private final byte[][] bytes;
-    private final long[][] wide;
+    /** At most 2^31 clusters: the most a check (or a repair, which may grow the counts) handles. */
+    static final long MAX_CAPACITY = 1L << 31;
+
+    private long capacity;
+    private long[][] bits;
+    private byte[][] bytes;
+    private long[][] wide;
 
     /** Counts for clusters {@code 0 .. capacity-1}; {@code capacity} at most 2^31. */
     ClusterCounts(long capacity) {
-        if (capacity < 0 || capacity > (1L << 31)) {
+        if (capacity < 0 || capacity > MAX_CAPACITY) {
             throw new IllegalArgumentException("capacity " + capacity);
         }
         this.capacity = capacity;
@@ -36,6 +41,33 @@ final class ClusterCounts {
 
     long capacity() {
         return capacity;
+    }
+
+    /**
+     * Grows the capacity to at least {@code capacity} clusters (new clusters count 0): a repair counts the
+     * clusters it allocates past the end of the file.
+     *
+     * @throws IllegalArgumentException past {@link #MAX_CAPACITY}
+     */
+    void ensureCapacity(long capacity) {
+        if (capacity <= this.capacity) {
+            return;
+        }
+        if (capacity > MAX_CAPACITY) {
+            throw new IllegalArgumentException("capacity " + capacity);
+        }
+        int chunks = (int) ((capacity + MASK) >>> CHUNK_BITS);
+        bits = Arrays.copyOf(bits, chunks);
+        bytes = Arrays.copyOf(bytes, chunks);
+        wide = Arrays.copyOf(wide, chunks);
+        this.capacity = capacity;
+    }
+
+    /** Sets every count to 0 and releases the memory (the capacity stays). */
+    void clear() {
+        Arrays.fill(bits, null);
+        Arrays.fill(bytes, null);
+        Arrays.fill(wide, null);
     }
 
     long get(long cluster) {

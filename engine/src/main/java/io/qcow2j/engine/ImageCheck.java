@@ -14,6 +14,8 @@ import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.engine.format.SnapshotTable;
 import io.qcow2j.engine.format.SubclusterBitmap;
+import io.qcow2j.ffm.ErrnoException;
+import io.qcow2j.ffm.LibC;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -29,7 +31,7 @@ import java.util.function.Consumer;
  * Checks the consistency of a qcow2 image as {@code qemu-img check} does ({@code qcow2_check_refcounts} in
  * QEMU's {@code block/qcow2-refcount.c}, with the snapshot table and bitmap checks around it): it rebuilds
  * the reference count of every host cluster from the metadata and compares it with the refcounts stored
- * in the image. Nothing is repaired.
+ * in the image. {@link #check} repairs nothing; {@link #repair} is {@code qemu-img check -r leaks|all}.
  *
  * <h2>What is counted</h2>
  * The header cluster; the active L1 table, its L2 tables (through the image's L2 cache) and the clusters
@@ -58,6 +60,13 @@ import java.util.function.Consumer;
  * work is that of QEMU's check: an L2 table inside the file is walked once per L1 entry naming it (as
  * snapshots need), so an image whose millions of L1 entries all name one L2 table takes as long here as in
  * qemu-img; everything ends.
+ *
+ * <h2>Repair</h2>
+ * {@link #repair} follows QEMU's repairing check step by step: the counts are computed (fixing what
+ * {@code -r all} fixes on the way), compared once without repairing, then either compared again repairing
+ * (refcounts set to the references) or, when the refcount structure is beyond that, rebuilt
+ * ({@link RefcountRebuild}) and counted again; then the COPIED flags. Its lines and counts are
+ * qemu-img's, so {@code qcow2j check -r} prints what {@code qemu-img check -r} prints.
  *
  * <p>The check holds the image's metadata lock from start to end (as QEMU holds the image lock): reads of
  * the image from other threads wait until it is done.
@@ -147,6 +156,34 @@ public final class ImageCheck {
     /** Set by {@link #storedRefcount} when the refcount block could not be read. */
     private boolean unreadable;
 
+    // Repair (QEMU's BdrvCheckMode and the repair side of BdrvCheckResult).
+    private static final int FIX_LEAKS = 1;
+    private static final int FIX_ERRORS = 2;
+    /** The image is being repaired (opened writable for it), whatever the current pass fixes. */
+    private boolean repairing;
+    /** What the current pass fixes: 0, {@link #FIX_LEAKS}, or both bits. */
+    private int fix;
+    /** The refcount structure must be rebuilt: a refcount block is unusable, or a used cluster has refcount 0. */
+    private boolean rebuild;
+    private long leaksFixed;
+    private long corruptionsFixed;
+    /**
+     * Corruptions of the snapshot table: kept apart from the refcount check's counts, as QEMU keeps them in
+     * a result of their own that is added at the end (they do not hold back the COPIED repair of -r leaks).
+     */
+    private long snapshotCorruptions;
+    private List<Qcow2Snapshot> snapshots;
+    private long snapshotsSize;
+    /** The refcount table in use (the header's, or the one a rebuild made). */
+    private long reftableOffset;
+    private long reftableClusters;
+    /** Set by an L2 visitor to replace the entry it was given (a repair). */
+    private boolean replace;
+    private long replaceEntry;
+    private long replaceBitmap;
+    /** A repair changed L2 entries of active tables in the L2 cache. */
+    private boolean l2Repaired;
+
     private ImageCheck(Qcow2Image image, Consumer<String> problems) {
         this.image = image;
         this.header = image.header();
@@ -192,9 +229,212 @@ public final class ImageCheck {
         return check(image, line -> { });
     }
 
+    /** What {@link #repair} repairs: {@code qemu-img check -r leaks} or {@code -r all}. */
+    public enum RepairMode {
+        /** Leaked clusters only (refcounts higher than the references), and COPIED flags once nothing else is wrong. */
+        LEAKS,
+        /** Everything that can be: leaks, refcounts too low, COPIED flags, the refcount structure itself. */
+        ALL
+    }
+
+    /**
+     * The outcome of a repair: the state the repair pass left ({@code result}: what is still wrong, as that
+     * pass counted it) and what it repaired. {@code qemu-img check -r} checks the image again when anything
+     * was repaired and reports that check instead.
+     */
+    public record RepairResult(Result result, long leaksFixed, long corruptionsFixed) {
+        /** Whether anything was repaired (qemu-img then prints what, and checks the image again). */
+        public boolean repairedAnything() {
+            return leaksFixed != 0 || corruptionsFixed != 0;
+        }
+    }
+
+    /**
+     * A repair that cannot be done in the mode asked for ({@code -r leaks} when the refcount structure must be
+     * rebuilt), or that could not be completed; qemu-img reports these as "Check failed: Input/output error".
+     */
+    public static final class RepairFailedException extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        RepairFailedException(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * Repairs {@code image} as {@code qemu-img check -r leaks|all} does ({@code qcow2_check_refcounts} with a
+     * repair mode): it checks the image, and repairs what {@code mode} covers; every problem and every repair
+     * is one line to {@code messages}, in QEMU's words ({@code Repairing cluster N refcount=A reference=B},
+     * …). The image must have been opened by {@link Images#openForRepair}.
+     *
+     * <p>What is repaired: stored refcounts higher than the references are lowered to them (leaks, both
+     * modes; clusters that drop to 0 are free again). With {@link RepairMode#ALL} also: refcounts too low
+     * are raised; COPIED flags in the active L1 and L2 tables are set exactly where the refcount is 1 (also
+     * with {@code LEAKS} once no other problem is left, as QEMU does); unaligned preallocated zero clusters
+     * become plain zero clusters; a refcount block past the end of the file is brought inside it by growing
+     * the file; and when the refcount structure itself is damaged (a refcount block unaligned, with reserved
+     * bits, used twice, or a cluster in use with refcount 0) it is rebuilt from the computed refcounts as
+     * QEMU's {@code rebuild_refcount_structure} does: new refcount blocks and a new table, in clusters no
+     * metadata uses or past the end of the file, written and synced, then switched in the header in one
+     * synced write, the old structure then repaired as leaked. With {@code LEAKS} a structure that needs a
+     * rebuild fails the repair ({@link RepairFailedException}, after the line "ERROR need to rebuild
+     * refcount structures"), as in QEMU. Snapshot table entries without their 16 bytes of extra data are
+     * reported, not repaired (qemu-img rewrites the table). Where QEMU differs, on purpose: refcounts that
+     * could not be read from a structure that was then rebuilt no longer count as check errors (QEMU keeps
+     * them, and so leaves the corrupt bit set after a successful rebuild), and the blocks of a rebuild are
+     * not checked against the old refcount structure (qemu-img 7.2 refuses to write them over a cluster an
+     * unaligned old block offset points into, and fails).
+     *
+     * <p>While repairing, new clusters are never taken below the end of the file (stored refcounts there
+     * may be too low). Everything is flushed at the end; when no corruption or check error is left, the
+     * header's dirty and corrupt bits are cleared (synced), and the image can be used read/write. The
+     * repair waits for the requests in flight and holds off new ones until it is done.
+     *
+     * @throws RepairFailedException if the repair could not be done (see above)
+     * @throws Qcow2FormatException if the image cannot be checked at all
+     * @throws IOException if reading or writing the image fails
+     */
+    public static RepairResult repair(Qcow2Image image, RepairMode mode, Consumer<String> messages)
+            throws IOException {
+        Objects.requireNonNull(mode);
+        Objects.requireNonNull(messages);
+        if (!image.isWritable()) {
+            throw new IOException(image.filename() + ": the image is not writable (open it with"
+                    + " Images.openForRepair to repair it; a corruption found since it was opened makes it read-only)");
+        }
+        // no request in flight: an allocation between its refcount and its L2 entry would look like a leak
+        image.ioLock().writeLock().lock();
+        try {
+            image.metadataLock().lock();
+            try {
+                ImageCheck c = new ImageCheck(image, messages);
+                try {
+                    return c.runRepair(mode == RepairMode.ALL ? FIX_LEAKS | FIX_ERRORS : FIX_LEAKS);
+                } finally {
+                    c.arena.close();
+                }
+            } finally {
+                image.metadataLock().unlock();
+            }
+        } finally {
+            image.ioLock().writeLock().unlock();
+        }
+    }
+
     private Result run() throws IOException {
+        prepare();
+        calculateRefcounts();
+        compareRefcounts();
+        checkCopiedFlags();
+        return result();
+    }
+
+    /** The counts of QEMU's BdrvCheckResult, saved and restored between the passes of a repair. */
+    private record Counters(long checkErrors, long corruptions, long leaks, long allocated, long fragmented,
+            long compressed, long leaksFixed, long corruptionsFixed) {}
+
+    private Counters counters() {
+        return new Counters(checkErrors, corruptions, leaks, allocated, fragmented, compressed, leaksFixed,
+                corruptionsFixed);
+    }
+
+    private void restore(Counters c) {
+        checkErrors = c.checkErrors();
+        corruptions = c.corruptions();
+        leaks = c.leaks();
+        allocated = c.allocated();
+        fragmented = c.fragmented();
+        compressed = c.compressed();
+        leaksFixed = c.leaksFixed();
+        corruptionsFixed = c.corruptionsFixed();
+    }
+
+    /** QEMU's qcow2_check_refcounts with a repair mode, then the header bits (qcow2_co_check_locked). */
+    private RepairResult runRepair(int mode) throws IOException {
+        repairing = true;
+        prepare();
+        Refcounts rc = image.refcounts();
+        rc.setAllocationFloor(fileClusters());
+        fix = mode;
+        calculateRefcounts();
+        // compared once without repairing: the repair pass follows unless the structure must be rebuilt
+        Counters preCompare = counters();
+        fix = 0;
+        compareRefcounts();
+        fix = mode;
+        if (rebuild && (mode & FIX_ERRORS) != 0) {
+            Counters old = counters();
+            problems.accept("Rebuilding refcount structure");
+            rebuildRefcountStructure();
+            corruptions = 0;
+            leaks = 0;
+            // the old structure's check errors (refcounts that could not be read) went with it
+            checkErrors = preCompare.checkErrors();
+            rebuild = false;
+            fix = 0;
+            counts.clear();
+            calculateRefcounts();
+            long freshLeaks = 0;
+            if ((mode & FIX_LEAKS) != 0) {
+                // the old structure is leaked now: repair that; what remains was leaked by the rebuild
+                Counters saved = counters();
+                restore(new Counters(0, 0, 0, 0, 0, 0, 0, 0));
+                fix = FIX_LEAKS;
+                compareRefcounts();
+                if (rebuild) {
+                    problems.accept("ERROR rebuilt refcount structure is still broken");
+                }
+                freshLeaks = leaks;
+                restore(saved);
+            }
+            fix = mode;
+            if (corruptions < old.corruptions()) {
+                corruptionsFixed += old.corruptions() - corruptions;
+            }
+            if (leaks < old.leaks()) {
+                leaksFixed += old.leaks() - leaks;
+            }
+            leaks += freshLeaks;
+        } else if (rebuild) {
+            problems.accept("ERROR need to rebuild refcount structures");
+            checkErrors++;
+            image.flush();
+            throw new RepairFailedException(image.filename() + ": the refcount structure must be rebuilt,"
+                    + " which only a repair of everything does (check -r all)");
+        } else if (leaks != 0 || corruptions != 0) {
+            restore(preCompare);
+            compareRefcounts();
+        }
+        checkCopiedFlags();
+        image.flush();
+        if (checkErrors == 0 && corruptions + snapshotCorruptions == 0) {
+            // QEMU's qcow2_mark_clean and qcow2_mark_consistent: the refcounts can be trusted again
+            image.headerWriter().setIncompatible(Qcow2Header.INCOMPAT_DIRTY | Qcow2Header.INCOMPAT_CORRUPT, false);
+            rc.setAllocationFloor(0);
+        }
+        return new RepairResult(result(), leaksFixed, corruptionsFixed);
+    }
+
+    /**
+     * QEMU's {@code rebuild_refcount_structure}: new refcount blocks and table from the computed counts
+     * ({@link RefcountRebuild}), switched in; the check then goes on with them.
+     */
+    private void rebuildRefcountStructure() throws IOException {
+        RefcountRebuild r = new RefcountRebuild(image, counts, nbClusters);
+        r.run();
+        nbClusters = r.nbClusters();
+        refcountTable = r.table();
+        reftableOffset = r.tableOffset();
+        reftableClusters = r.tableClusters();
+        refblockCorruptionSignalled = false;
         fileSize = file.size();
-        long fileClusters = (fileSize >>> cb) + ((fileSize & (cs - 1)) != 0 ? 1 : 0);
+        counts.ensureCapacity(Math.max(nbClusters, fileClusters() + 1));
+    }
+
+    /** Reads what every pass needs: the file size, the snapshot table, the refcount table. */
+    private void prepare() throws IOException {
+        fileSize = file.size();
+        long fileClusters = fileClusters();
         if (fileClusters > Integer.MAX_VALUE) {
             throw new Qcow2FormatException(image.filename() + ": the image file (" + fileSize
                     + " bytes) has more than 2^31-1 clusters: too large to check");
@@ -203,18 +443,29 @@ public final class ImageCheck {
         // A reference may run into the cluster after the end of the file (never further): one more.
         counts = new ClusterCounts(fileClusters + 1);
 
-        List<Qcow2Snapshot> snapshots = readSnapshots();
-        long snapshotsSize = snapshotTableSize(snapshots.size());
+        snapshots = readSnapshots();
+        snapshotsSize = snapshotTableSize(snapshots.size());
         if (g.version() >= 3) {
             for (int i = 0; i < snapshots.size(); i++) {
                 if (snapshots.get(i).extraDataSize() < 16) {
-                    corruption("ERROR snapshot table entry " + i + " is incomplete");
+                    // qemu-img -r all rewrites the snapshot table here; qcow2j does not (the entry stays)
+                    snapshotCorruptions++;
+                    problems.accept("ERROR snapshot table entry " + i + " is incomplete");
                 }
             }
         }
+        Refcounts rc = image.refcounts();
+        reftableOffset = rc.tableOffset();
+        reftableClusters = rc.tableClusters();
         refcountTable = readRefcountTable();
+    }
 
-        // calculate_refcounts
+    private long fileClusters() {
+        return (fileSize >>> cb) + ((fileSize & (cs - 1)) != 0 ? 1 : 0);
+    }
+
+    /** QEMU's {@code calculate_refcounts}: the reference count of every cluster, from the metadata. */
+    private void calculateRefcounts() throws IOException {
         inc(0, cs);
         long[] l1 = image.activeL1();
         if (l1.length > 0) {
@@ -223,20 +474,24 @@ public final class ImageCheck {
                 l1Entry(l1[i], true);
             }
         }
+        if (l2Repaired) {
+            // Snapshot L2 tables are read from the file, and may be active tables repaired in the cache.
+            l2Cache.flush();
+            l2Repaired = false;
+        }
         for (Qcow2Snapshot sn : snapshots) {
             snapshotL1(sn);
         }
         inc(header.snapshotsOffset(), snapshotsSize);
-        inc(header.refcountTableOffset(), (long) refcountTable.length * 8);
+        inc(reftableOffset, (long) refcountTable.length * 8);
         bitmaps();
         checkRefblocks();
+    }
 
-        compareRefcounts();
-        checkCopiedFlags();
-
+    private Result result() {
         long total = g.clustersFor(header.virtualSize());
-        return new Result(image.filename(), "qcow2", checkErrors, corruptions, leaks, (highestCluster + 1) << cb,
-                total, allocated, fragmented, compressed);
+        return new Result(image.filename(), "qcow2", checkErrors, corruptions + snapshotCorruptions, leaks,
+                (highestCluster + 1) << cb, total, allocated, fragmented, compressed);
     }
 
     // ---------------------------------------------------------------- reporting
@@ -362,11 +617,13 @@ public final class ImageCheck {
 
     /**
      * Reads the L2 table at {@code l2Offset}: through the L2 cache when it is an active table at an aligned
-     * offset (the cache holds tables or slices aligned to their size), else directly from the file.
+     * offset (the cache holds tables or slices aligned to their size), else directly from the file. An entry
+     * the visitor replaces ({@link #replaceWith}, a repair) is changed in the cache (written back with it)
+     * or, for a table read from the file, in the table, which is written back (and synced) after the walk.
      */
-    private void forEachL2Entry(long l2Offset, boolean viaCache, L2Visitor v) throws IOException {
+    private void forEachL2Entry(long l2Offset, boolean active, L2Visitor v) throws IOException {
         int wordsPerEntry = g.extendedL2() ? 2 : 1;
-        if (viaCache && l2Offset != 0 && (l2Offset & (cs - 1)) == 0) {
+        if (active && l2Offset != 0 && (l2Offset & (cs - 1)) == 0) {
             int sliceBytes = l2Cache.tableSize();
             int entriesPerSlice = sliceBytes / g.l2EntrySize();
             int slices = cs / sliceBytes;
@@ -376,7 +633,16 @@ public final class ImageCheck {
                     for (int j = 0; j < entriesPerSlice; j++) {
                         long e = l2Cache.word(h, j * wordsPerEntry);
                         long b = wordsPerEntry == 2 ? l2Cache.word(h, j * 2 + 1) : 0;
+                        replace = false;
                         v.entry(s * entriesPerSlice + j, e, b);
+                        if (replace) {
+                            l2Cache.setWord(h, j * wordsPerEntry, replaceEntry);
+                            if (wordsPerEntry == 2) {
+                                l2Cache.setWord(h, j * 2 + 1, replaceBitmap);
+                            }
+                            l2Cache.markDirty(h);
+                            l2Repaired = true;
+                        }
                     }
                 } finally {
                     l2Cache.put(h);
@@ -386,11 +652,33 @@ public final class ImageCheck {
         }
         readZeroPadded(l2Offset, tableBuf);
         int n = g.l2Entries();
+        boolean changed = false;
         for (int j = 0; j < n; j++) {
             long e = tableBuf.getAtIndex(BE64, (long) j * wordsPerEntry);
             long b = wordsPerEntry == 2 ? tableBuf.getAtIndex(BE64, (long) j * 2 + 1) : 0;
+            replace = false;
             v.entry(j, e, b);
+            if (replace) {
+                tableBuf.setAtIndex(BE64, (long) j * wordsPerEntry, replaceEntry);
+                if (wordsPerEntry == 2) {
+                    tableBuf.setAtIndex(BE64, (long) j * 2 + 1, replaceBitmap);
+                }
+                changed = true;
+            }
         }
+        if (changed) {
+            image.refuseOverlap(l2Offset, cs, active ? OverlapChecker.ACTIVE_L2 : 0);
+            file.write(l2Offset, tableBuf);
+            image.syncMetadata();
+            image.noteFileEnd(l2Offset + cs);
+        }
+    }
+
+    /** Called by an L2 visitor: the entry it is visiting becomes {@code entry} (and {@code bitmap}). */
+    private void replaceWith(long entry, long bitmap) {
+        replace = true;
+        replaceEntry = entry;
+        replaceBitmap = bitmap;
     }
 
     /** QEMU's checks and counts of one L2 table's entries. */
@@ -403,7 +691,7 @@ public final class ImageCheck {
         }
 
         @Override
-        public void entry(int i, long entry, long bitmap) {
+        public void entry(int i, long entry, long bitmap) throws IOException {
             ClusterType type = L2Entry.clusterType(entry, g);
             if (type != ClusterType.COMPRESSED && (entry & L2Entry.STD_RESERVED_MASK) != 0) {
                 corruption("ERROR found l2 entry with reserved bits set: " + hex(entry));
@@ -449,8 +737,25 @@ public final class ImageCheck {
             if ((offset & (cs - 1)) != 0) {
                 boolean containsData = g.extendedL2() ? (bitmap & SubclusterBitmap.ALL_ALLOCATED) != 0
                         : !L2Entry.hasZeroFlag(entry);
-                corruption("ERROR offset=" + hex(offset) + ": " + (containsData ? "Data" : "Preallocated")
-                        + " cluster is not properly aligned; L2 entry corrupted.");
+                boolean fixErrors = (fix & FIX_ERRORS) != 0;
+                if (containsData) {
+                    corruption("ERROR offset=" + hex(offset) + ": Data cluster is not properly aligned; L2 entry"
+                            + " corrupted.");
+                } else {
+                    corruption((fixErrors ? "Repairing" : "ERROR") + " offset=" + hex(offset)
+                            + ": Preallocated cluster is not properly aligned; L2 entry corrupted.");
+                    if (fixErrors) {
+                        // QEMU's fix_l2_entry_by_zero: the cluster reads as zeros without a host cluster
+                        if (g.extendedL2()) {
+                            replaceWith(0, (bitmap | bitmap << 32) & SubclusterBitmap.ALL_ZERO);
+                        } else {
+                            replaceWith(L2Entry.ZERO, 0);
+                        }
+                        corruptions--;
+                        corruptionsFixed++;
+                        return; // nothing is referenced any more
+                    }
+                }
             }
             if (active) {
                 allocated++;
@@ -491,35 +796,53 @@ public final class ImageCheck {
     // ---------------------------------------------------------------- refcount structures
 
     private long[] readRefcountTable() throws IOException {
-        long bytes = header.refcountTableClusters() << cb; // ≤ 8 MiB by the header's validation
+        long bytes = reftableClusters << cb; // ≤ 8 MiB by the header's validation (and a rebuild's)
         long[] table = new long[(int) (bytes / 8)];
         long done = 0;
         while (done < bytes) {
             int n = (int) Math.min(PIECE, bytes - done);
             MemorySegment piece = pieceBuf.asSlice(0, n);
-            readZeroPadded(header.refcountTableOffset() + done, piece);
+            readZeroPadded(reftableOffset + done, piece);
             MemorySegment.copy(piece, BE64, 0, table, (int) (done / 8), n / 8);
             done += n;
         }
         return table;
     }
 
-    /** QEMU's {@code check_refblocks}: each refcount block must be inside the image and used once. */
-    private void checkRefblocks() {
+    /**
+     * QEMU's {@code check_refblocks}: each refcount block must be inside the image and used once. A block
+     * that is not (or whose entry is broken) means the refcount structure must be rebuilt; with
+     * {@code -r all} a block past the end of the file is brought inside it by growing the file, as in QEMU.
+     */
+    private void checkRefblocks() throws IOException {
         for (int i = 0; i < refcountTable.length; i++) {
             long raw = refcountTable[i];
             long offset = RefcountTableEntry.blockOffset(raw);
             if ((raw & RefcountTableEntry.RESERVED_MASK) != 0) {
                 corruption("ERROR refcount table entry " + i + " has reserved bits set");
+                rebuild = true;
                 continue;
             }
             if ((offset & (cs - 1)) != 0) {
                 corruption("ERROR refcount block " + i + " is not cluster aligned; refcount table entry corrupted");
+                rebuild = true;
                 continue;
             }
             long cluster = offset >>> cb;
             if (Long.compareUnsigned(cluster, nbClusters) >= 0) {
-                corruption("ERROR refcount block " + i + " is outside image");
+                boolean fixErrors = (fix & FIX_ERRORS) != 0;
+                corruption((fixErrors ? "Repairing" : "ERROR") + " refcount block " + i + " is outside image");
+                if (fixErrors) {
+                    String failure = growFileOver(offset);
+                    if (failure == null && Long.compareUnsigned(cluster, nbClusters) < 0) {
+                        corruptions--;
+                        corruptionsFixed++;
+                        inc(offset, cs); // a zeroed block, just allocated: refcount exactly 1
+                        continue;
+                    }
+                    rebuild = true;
+                    problems.accept("ERROR could not resize image: " + (failure != null ? failure : "Invalid argument"));
+                }
                 continue;
             }
             if (offset != 0) {
@@ -527,9 +850,45 @@ public final class ImageCheck {
                 long c = counts.get(cluster);
                 if (c != 1) {
                     corruption("ERROR refcount block " + i + " refcount=" + udec(c));
+                    rebuild = true;
                 }
             }
         }
+    }
+
+    /**
+     * Grows the file to the end of the cluster at {@code offset} (QEMU truncates it there); returns why it
+     * could not (after QEMU's "Could not resize file" line for a failed truncation), or null. The file may
+     * not grow past 2^31 clusters, the most a check handles (a larger file is refused as too large, as a
+     * file system refuses QEMU's truncation past its limit).
+     */
+    private String growFileOver(long offset) throws IOException {
+        if (offset < 0 || offset > Long.MAX_VALUE - cs) {
+            return "Invalid argument";
+        }
+        long newSize = offset + cs;
+        String failure = null;
+        if (((newSize + cs - 1) >>> cb) + 1 > ClusterCounts.MAX_CAPACITY) {
+            failure = "File too large";
+        } else {
+            try {
+                file.truncate(newSize);
+            } catch (ErrnoException e) {
+                failure = LibC.strerror(e.errno());
+            } catch (IOException e) {
+                failure = Objects.requireNonNullElse(e.getMessage(), "Input/output error");
+            }
+        }
+        if (failure != null) {
+            problems.accept("Could not resize file: " + failure); // qemu-img: error_report_err
+            return failure;
+        }
+        fileSize = file.size();
+        image.noteFileEnd(fileSize);
+        long fileClusters = fileClusters();
+        counts.ensureCapacity(fileClusters + 1);
+        nbClusters = Math.max(nbClusters, fileClusters);
+        return null;
     }
 
     /**
@@ -577,12 +936,41 @@ public final class ImageCheck {
         }
     }
 
+    /**
+     * One cluster whose stored refcount is not the computed one. A stored 0 cannot be repaired in place (the
+     * refcount structure must be rebuilt, QEMU's rule); otherwise a leak is repaired under {@code -r leaks}
+     * and a refcount too low under {@code -r all}, by setting the stored refcount to the computed one.
+     */
     private void mismatch(long cluster, long stored, long computed) {
-        if (Long.compareUnsigned(stored, computed) < 0) {
-            corruption("ERROR cluster " + cluster + " refcount=" + udec(stored) + " reference=" + udec(computed));
+        boolean leak = Long.compareUnsigned(stored, computed) > 0;
+        boolean repair = false;
+        if (stored == 0) {
+            rebuild = true;
         } else {
+            repair = (fix & (leak ? FIX_LEAKS : FIX_ERRORS)) != 0;
+        }
+        problems.accept((repair ? "Repairing" : leak ? "Leaked" : "ERROR") + " cluster " + cluster + " refcount="
+                + udec(stored) + " reference=" + udec(computed));
+        if (repair) {
+            try {
+                image.refcounts().set(cluster, computed);
+                if (computed == 0) {
+                    punchHole(cluster << cb);
+                }
+                if (leak) {
+                    leaksFixed++;
+                } else {
+                    corruptionsFixed++;
+                }
+                return;
+            } catch (IOException e) {
+                // as in QEMU: the update failed, the problem stays and is counted below
+            }
+        }
+        if (leak) {
             leaks++;
-            problems.accept("Leaked cluster " + cluster + " refcount=" + udec(stored) + " reference=" + udec(computed));
+        } else {
+            corruptions++;
         }
     }
 
@@ -590,13 +978,21 @@ public final class ImageCheck {
      * Whether a refcount block cannot be read: unaligned (QEMU signals a corruption and fails the lookup) or
      * beyond the offsets a read may reach (the read fails).
      */
-    private boolean unreadableBlock(long blockOffset, long tableIndex) {
+    private boolean unreadableBlock(long blockOffset, long tableIndex) throws IOException {
         if ((blockOffset & (cs - 1)) != 0) {
             if (!refblockCorruptionSignalled) {
                 refblockCorruptionSignalled = true;
-                problems.accept("qcow2: Image is corrupt: Refblock offset 0x" + hex(blockOffset)
-                        + " unaligned (reftable index: " + (tableIndex == 0 ? "0" : "0x" + hex(tableIndex))
-                        + "); further non-fatal corruption events will be suppressed");
+                String what = "Refblock offset 0x" + hex(blockOffset) + " unaligned (reftable index: "
+                        + (tableIndex == 0 ? "0" : "0x" + hex(tableIndex)) + ")";
+                if (repairing) {
+                    // QEMU, writing, marks the image corrupt; a repair that ends consistent clears the bit
+                    problems.accept("qcow2: Marking image as corrupt: " + what
+                            + "; further corruption events will be suppressed");
+                    image.headerWriter().setIncompatible(Qcow2Header.INCOMPAT_CORRUPT, true);
+                } else {
+                    problems.accept("qcow2: Image is corrupt: " + what
+                            + "; further non-fatal corruption events will be suppressed");
+                }
             }
             return true;
         }
@@ -634,9 +1030,13 @@ public final class ImageCheck {
     /**
      * QEMU's {@code check_oflag_copied}: in the active tables, COPIED must be set exactly where the stored
      * refcount is 1. A refcount that cannot be read skips the entry (and, for an L2 table, the whole table)
-     * silently: the comparison has already counted it as a check error.
+     * silently: the comparison has already counted it as a check error. Repaired (the flag set or cleared)
+     * under {@code -r all}, and under {@code -r leaks} when the refcounts are now right (no corruption, leak
+     * or check error left), as in QEMU.
      */
     private void checkCopiedFlags() throws IOException {
+        boolean repair = (fix & FIX_ERRORS) != 0
+                || (fix & FIX_LEAKS) != 0 && checkErrors == 0 && corruptions == 0 && leaks == 0;
         long[] l1 = image.activeL1();
         for (int i = 0; i < l1.length; i++) {
             long l1e = l1[i];
@@ -649,12 +1049,18 @@ public final class ImageCheck {
                 continue;
             }
             if ((rc == 1) != L1Entry.isCopied(l1e)) {
-                corruption("ERROR OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry=" + hex(l1e) + " refcount="
-                        + udec(rc));
+                corruption((repair ? "Repairing" : "ERROR") + " OFLAG_COPIED L2 cluster: l1_index=" + i + " l1_entry="
+                        + hex(l1e) + " refcount=" + udec(rc));
+                if (repair) {
+                    image.writeL1Entry(i, rc == 1 ? l1e | L1Entry.COPIED : l1e & ~L1Entry.COPIED);
+                    corruptions--;
+                    corruptionsFixed++;
+                }
             }
             if (l2Offset >= fileSize) {
                 continue;
             }
+            long[] repaired = {0};
             forEachL2Entry(l2Offset, true, (j, entry, bitmap) -> {
                 ClusterType t = L2Entry.clusterType(entry, g);
                 if (t != ClusterType.NORMAL && t != ClusterType.ZERO_ALLOC) {
@@ -662,9 +1068,16 @@ public final class ImageCheck {
                 }
                 long r = storedRefcount(L2Entry.hostClusterOffset(entry) >>> cb);
                 if (!unreadable && (r == 1) != L2Entry.isCopied(entry)) {
-                    corruption("ERROR OFLAG_COPIED data cluster: l2_entry=" + hex(entry) + " refcount=" + udec(r));
+                    corruption((repair ? "Repairing" : "ERROR") + " OFLAG_COPIED data cluster: l2_entry=" + hex(entry)
+                            + " refcount=" + udec(r));
+                    if (repair) {
+                        replaceWith(r == 1 ? entry | L2Entry.COPIED : entry & ~L2Entry.COPIED, bitmap);
+                        repaired[0]++;
+                    }
                 }
             });
+            corruptions -= repaired[0];
+            corruptionsFixed += repaired[0];
         }
     }
 
@@ -819,6 +1232,18 @@ public final class ImageCheck {
     }
 
     // ---------------------------------------------------------------- I/O
+
+    /**
+     * Deallocates a cluster a repair freed (QEMU discards it, QCOW2_DISCARD_ALWAYS): it reads back zeros.
+     * Advisory: a file system that cannot punch holes keeps the bytes.
+     */
+    private void punchHole(long offset) {
+        try {
+            file.punchHole(offset, cs);
+        } catch (IOException e) {
+            // nothing references the cluster: its bytes do not matter
+        }
+    }
 
     /** Fills {@code dst} from the file at {@code offset}; what lies past the end of the file reads as zeros. */
     private void readZeroPadded(long offset, MemorySegment dst) throws IOException {

@@ -54,12 +54,25 @@ public final class Images {
 
     /** As {@link #open(Path, ImageOptions)}, with every file of the chain opened by {@code opener}. */
     public static Qcow2Image open(Path path, ImageOptions options, FileOpener opener) throws IOException {
-        BlockDevice dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0);
+        BlockDevice dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false);
+        return (Qcow2Image) dev;
+    }
+
+    /**
+     * Opens a qcow2 image read/write to repair it with {@link ImageCheck#repair} ({@code qemu-img check -r}),
+     * whatever {@code options} say about read-only: unlike {@link #open(Path, ImageOptions)} it accepts an
+     * image whose header has the dirty bit (lazy refcounts after an unclean close) or the corrupt bit. Such
+     * an image must be repaired before anything else is written to it; a successful repair clears both bits.
+     * The backing chain is opened read-only, as always.
+     */
+    public static Qcow2Image openForRepair(Path path, ImageOptions options) throws IOException {
+        BlockDevice dev = open(path, path.toString(), "qcow2", options.toBuilder().readOnly(false).build(),
+                ALIGNED_FILES, new HashSet<>(), 0, true);
         return (Qcow2Image) dev;
     }
 
     private static BlockDevice open(Path path, String name, String format, ImageOptions options, FileOpener opener,
-            Set<Path> chain, int depth) throws IOException {
+            Set<Path> chain, int depth, boolean forRepair) throws IOException {
         if (depth > MAX_CHAIN_DEPTH) {
             throw new Qcow2FormatException(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images");
         }
@@ -103,13 +116,13 @@ public final class Images {
                 String backingName = header.backingFileName().get();
                 Path backingPath = resolveBacking(real, backingName, name);
                 backing = open(backingPath, backingName, header.extensions().backingFormat().orElse(null),
-                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1);
+                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1, false);
             }
         } catch (IOException | RuntimeException e) {
             file.close();
             throw e;
         }
-        return Qcow2Image.open(name, file, header, options, backing, warnings);
+        return Qcow2Image.open(name, file, header, options, backing, warnings, forRepair);
     }
 
     /** QEMU's rule: relative backing names are relative to the folder of the image naming them. */

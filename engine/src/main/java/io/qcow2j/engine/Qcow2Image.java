@@ -127,6 +127,16 @@ public final class Qcow2Image implements BlockDevice {
      */
     static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
             BlockDevice backing, List<String> openWarnings) throws IOException {
+        return open(filename, file, header, options, backing, openWarnings, false);
+    }
+
+    /**
+     * As {@link #open(String, PositionalFile, Qcow2Header, ImageOptions, BlockDevice, List)}; with
+     * {@code forRepair} a writable open accepts an image whose header has the dirty or the corrupt bit
+     * (QEMU's {@code BDRV_O_CHECK}): it is opened to be repaired by {@link ImageCheck#repair}.
+     */
+    static Qcow2Image open(String filename, PositionalFile file, Qcow2Header header, ImageOptions options,
+            BlockDevice backing, List<String> openWarnings, boolean forRepair) throws IOException {
         MetadataCache l2 = null;
         MetadataCache rc = null;
         PositionalFile file = opened;
@@ -150,13 +160,13 @@ public final class Qcow2Image implements BlockDevice {
                     .tableSize(g.clusterSize()).clusterSize(g.clusterSize()).store(options.tableStore())
                     .overlapCheck((kind, offset, length) -> self[0].checkOverlap(kind, offset, length))
                     .corruptionListener((kind, offset, message) -> self[0].signalCorruption(message)).build();
-            if (!options.readOnly() && header.isCorrupt()) {
+            if (!options.readOnly() && header.isCorrupt() && !forRepair) {
                 throw new Qcow2FormatException(filename + ": the image is marked corrupt and cannot be opened"
-                        + " read/write (run 'qemu-img check -r all' on it)");
+                        + " read/write (repair it: 'qcow2j check -r all')");
             }
-            if (!options.readOnly() && header.isDirty()) {
+            if (!options.readOnly() && header.isDirty() && !forRepair) {
                 throw new Qcow2FormatException(filename + ": the image is dirty (lazy refcounts after an unclean"
-                        + " close); qcow2j cannot repair it yet: run 'qemu-img check -r all' on it first");
+                        + " close) and cannot be opened read/write: repair it first ('qcow2j check -r all')");
             }
             long[] refcountTable = Refcounts.readTable(file, header.refcountTableOffset(),
                     header.refcountTableClusters(), g.clusterSize());
@@ -165,7 +175,7 @@ public final class Qcow2Image implements BlockDevice {
                     refcountTable, tables, snapshots);
             self[0] = img;
             img.warnings.addAll(openWarnings);
-            if (header.isCorrupt()) {
+            if (header.isCorrupt() && options.readOnly()) {
                 img.warnings.add(filename + ": the image is marked corrupt; it is opened read-only");
             }
             return img;
@@ -542,7 +552,7 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     /** Refuses a write that would land on metadata: the image is marked corrupt (QEMU's overlap check). */
-    private void refuseOverlap(long offset, long length, int ignore) throws Qcow2FormatException {
+    void refuseOverlap(long offset, long length, int ignore) throws Qcow2FormatException {
         String hit = overlaps.check(offset, length, ignore);
         if (hit != null) {
             String msg = "Preventing invalid write on metadata (overlaps with " + hit + "): " + length + " bytes at 0x"
@@ -830,7 +840,8 @@ public final class Qcow2Image implements BlockDevice {
         return table;
     }
 
-    private void writeL1Entry(int index, long value) throws IOException {
+    /** Writes (and syncs) one entry of the active L1 table, and keeps the in-memory table in step. */
+    void writeL1Entry(int index, long value) throws IOException {
         refuseOverlap(header.l1TableOffset() + 8L * index, 8, OverlapChecker.ACTIVE_L1);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment b = arena.allocate(8);
@@ -1272,6 +1283,36 @@ public final class Qcow2Image implements BlockDevice {
         long hole = file.seekHole(hostOffset);
         long stop = hole < 0 ? end : Math.min(hole, end);
         return new BlockStatus(hostOffset, stop - hostOffset, true, false, true, false, hostOffset);
+    }
+
+    /**
+     * The lock every request holds (reads and writes the read side, discards the write side): a repair holds
+     * the write side, so that no allocation is between its refcount update and its L2 entry meanwhile.
+     */
+    ReentrantReadWriteLock ioLock() {
+        return ioLock;
+    }
+
+    /** The refcounts; only under {@link #metadataLock()}. */
+    Refcounts refcounts() {
+        return refcounts;
+    }
+
+    /** Rewrites header fields in place (synced). */
+    HeaderWriter headerWriter() {
+        return headerWriter;
+    }
+
+    /** Makes the metadata written so far durable (one {@code fdatasync}, unless {@code cache=unsafe}). */
+    void syncMetadata() throws IOException {
+        tableFile.flush();
+    }
+
+    /** The file now reaches at least {@code end} (a repair wrote or grew it there). */
+    void noteFileEnd(long end) {
+        if (end > fileSize) {
+            fileSize = end;
+        }
     }
 
     /**

@@ -51,6 +51,13 @@ final class Refcounts {
     private int tableClusters;
     /** No cluster below this index is free (QEMU's free_cluster_index). */
     private long freeHint;
+    /**
+     * No cluster below this index is allocated, whatever its stored refcount (0 outside a repair). While an
+     * image is repaired its stored refcounts may be too low, so a cluster with refcount 0 may be in use:
+     * {@link #setAllocationFloor} keeps every allocation past the end of the file until the refcounts are
+     * right again.
+     */
+    private long allocationFloor;
 
     /** Thrown inside {@link #update} when it created a refcount block: the caller searches space again. */
     private static final class Restart extends Exception {
@@ -149,6 +156,7 @@ final class Refcounts {
      * hint moves past them.
      */
     private long findFree(long n) throws IOException {
+        freeHint = Math.max(freeHint, allocationFloor);
         long found = 0;
         while (found < n) {
             long c = freeHint++;
@@ -158,6 +166,65 @@ final class Refcounts {
             found = get(c) == 0 ? found + 1 : 0;
         }
         return freeHint - n;
+    }
+
+    /**
+     * Makes every allocation from now on land at or after cluster {@code cluster} (a repair passes the end
+     * of the file, where nothing can be in use); 0 lifts the floor. Freeing clusters below it no longer
+     * brings them back into use until the floor is lifted.
+     */
+    void setAllocationFloor(long cluster) {
+        allocationFloor = Math.max(0, cluster);
+    }
+
+    /**
+     * Sets the refcount of host cluster {@code cluster} to {@code value} (unsigned) in its existing refcount
+     * block: the repair of a refcount that disagrees with the references QEMU's compare_refcounts counted.
+     * Lowering a refcount waits for the L2 cache as a free does, and a cluster that drops to 0 is freed
+     * (its cached tables dropped). A missing block is not created.
+     *
+     * @throws Qcow2FormatException if no refcount block covers the cluster, its offset is corrupt, or the
+     *     value does not fit the refcount width
+     */
+    void set(long cluster, long value) throws IOException {
+        long block = blockOffset(cluster >>> blockBits);
+        if (block == 0) {
+            throw new Qcow2FormatException("no refcount block covers cluster " + cluster);
+        }
+        if (Long.compareUnsigned(value, maxRefcount) > 0) {
+            throw new Qcow2FormatException("refcount " + Long.toUnsignedString(value) + " of cluster " + cluster
+                    + " does not fit " + (1 << order) + " bits");
+        }
+        int t = cache.get(block);
+        try {
+            long idx = cluster & ((1L << blockBits) - 1);
+            long old = cache.refcount(t, idx, order);
+            if (old == value) {
+                return;
+            }
+            if (Long.compareUnsigned(value, old) < 0) {
+                cache.setDependency(l2Cache);
+            }
+            cache.setRefcount(t, idx, order, value);
+            cache.markDirty(t);
+        } finally {
+            cache.put(t);
+        }
+        if (value == 0) {
+            freeHint = Math.min(freeHint, cluster);
+            dropCachedTables(cluster << clusterBits);
+        }
+    }
+
+    /**
+     * Switches to a refcount table that was written to {@code offset} (and named in the header) by a
+     * rebuild of the refcount structure; the refcount cache must hold no block of the old structure.
+     */
+    void replaceTable(long[] newTable, long offset, int clusters) {
+        table = newTable;
+        tableOffset = offset;
+        tableClusters = clusters;
+        freeHint = 0;
     }
 
     /** Frees clusters: their refcounts drop by one; cached tables at freed clusters are discarded. */
