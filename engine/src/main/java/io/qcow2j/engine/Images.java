@@ -54,8 +54,51 @@ public final class Images {
 
     /** As {@link #open(Path, ImageOptions)}, with every file of the chain opened by {@code opener}. */
     public static Qcow2Image open(Path path, ImageOptions options, FileOpener opener) throws IOException {
+        if (!options.readOnly() && isDirtyNotCorrupt(path)) {
+            return openAfterUncleanClose(path, options, opener);
+        }
         BlockDevice dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false);
         return (Qcow2Image) dev;
+    }
+
+    /**
+     * A writable open of an image left dirty by lazy refcounts (an unclean close): as QEMU does, its refcounts
+     * are rebuilt from the L2 tables first (a {@code check -r all}), and the open goes on only if that leaves
+     * the image consistent. What was repaired is reported in {@link Qcow2Image#warnings()}.
+     */
+    private static Qcow2Image openAfterUncleanClose(Path path, ImageOptions options, FileOpener opener)
+            throws IOException {
+        Qcow2Image im = (Qcow2Image) open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, true);
+        try {
+            List<String> lines = new ArrayList<>();
+            ImageCheck.RepairResult r = ImageCheck.repair(im, ImageCheck.RepairMode.ALL, lines::add);
+            if (r.result().corruptions() != 0 || r.result().checkErrors() != 0) {
+                throw new Qcow2FormatException(path + ": the image was not closed cleanly (lazy refcounts) and its"
+                        + " refcounts could not be repaired: " + r.result().corruptions() + " corruptions remain");
+            }
+            im.addWarning(path + ": the image was not closed cleanly (lazy refcounts); refcounts repaired ("
+                    + r.leaksFixed() + " leaked clusters freed, " + r.corruptionsFixed() + " refcounts raised)");
+            return im;
+        } catch (IOException | RuntimeException e) {
+            try {
+                im.close();
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    private static boolean isDirtyNotCorrupt(Path path) {
+        try (AlignedFile f = AlignedFile.open(path, IoMode.BUFFERED, StandardOpenOption.READ)) {
+            if (!hasQcow2Magic(f)) {
+                return false;
+            }
+            Qcow2Header h = Qcow2Header.read(f);
+            return h.isDirty() && !h.isCorrupt();
+        } catch (IOException | RuntimeException e) {
+            return false; // the real open reports what is wrong
+        }
     }
 
     /**

@@ -127,7 +127,7 @@ public final class Qcow2Image implements BlockDevice {
      */
     static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
             BlockDevice backing, List<String> openWarnings) throws IOException {
-        return open(filename, file, header, options, backing, openWarnings, false);
+        return open(filename, opened, header, options, backing, openWarnings, false);
     }
 
     /**
@@ -135,7 +135,7 @@ public final class Qcow2Image implements BlockDevice {
      * {@code forRepair} a writable open accepts an image whose header has the dirty or the corrupt bit
      * (QEMU's {@code BDRV_O_CHECK}): it is opened to be repaired by {@link ImageCheck#repair}.
      */
-    static Qcow2Image open(String filename, PositionalFile file, Qcow2Header header, ImageOptions options,
+    static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
             BlockDevice backing, List<String> openWarnings, boolean forRepair) throws IOException {
         MetadataCache l2 = null;
         MetadataCache rc = null;
@@ -1151,6 +1151,10 @@ public final class Qcow2Image implements BlockDevice {
     /** How the image file is accessed: {@code O_DIRECT} or buffered, and why a fallback happened. */
     public String ioDescription() {
         return file.toString() + (file.fallbackReason() != null ? " (" + file.fallbackReason() + ")" : "");
+    }
+
+    void addWarning(String warning) {
+        warnings.add(warning);
     }
 
     /** Things a user should be told: a corrupt flag, a corruption found while reading, an I/O fallback. */

@@ -75,6 +75,30 @@ class FlushTest {
     }
 
     @Test
+    void aDirtyLazyImageIsRepairedOnTheNextWritableOpen() throws IOException {
+        Path img = Qemu.create(dir, "crash.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
+        byte[] b = new byte[65536];
+        java.util.Arrays.fill(b, (byte) 0x5c);
+        Qcow2Image crashed = Images.open(img, ImageOptions.builder().readOnly(false).build());
+        for (int i = 0; i < 8; i++) {
+            crashed.write(i * 131072L, MemorySegment.ofArray(b));
+        }
+        crashed.flush(); // L2 tables durable, refcounts not: then the process "dies" (no close)
+        assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.TRUE);
+        String before = Qemu.runExpectingFailure(dir, "qemu-img", "check", "crash.qcow2");
+        assertThat(before).contains("ERROR");
+        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+            assertThat(im.warnings()).anyMatch(w -> w.contains("not closed cleanly") && w.contains("refcounts repaired"));
+            byte[] r = new byte[65536];
+            im.read(7 * 131072L, MemorySegment.ofArray(r));
+            assertThat(r).isEqualTo(b);
+            im.write(3L << 20, MemorySegment.ofArray(b));
+        }
+        assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.FALSE);
+        assertThat(Qemu.run(dir, "qemu-img", "check", "crash.qcow2")).contains("No errors were found");
+    }
+
+    @Test
     void lazyRefcountsOffByOptionKeepTheDependency() throws IOException {
         Path img = Qemu.create(dir, "o.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
         try (Qcow2Image im = Images.open(img, ImageOptions.parse("lazy-refcounts=off,read-only=off",

@@ -36,6 +36,28 @@ public final class Qemu {
         }
     }
 
+    /** Runs a command that must fail (non-zero exit); returns its stdout and stderr together. */
+    public static String runExpectingFailure(Path dir, String... command) {
+        try {
+            Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+            p.getOutputStream().close();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            if (!p.waitFor(60, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError("timed out: " + String.join(" ", command));
+            }
+            if (p.exitValue() == 0) {
+                throw new AssertionError(String.join(" ", command) + " succeeded but should have failed: " + out);
+            }
+            return out;
+        } catch (IOException e) {
+            throw new AssertionError("cannot run " + command[0] + " (install qemu-utils)", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
     /** {@code qemu-img create -f qcow2 [-o options] [extra...] name size}. */
     public static Path create(Path dir, String name, String options, String size, String... extra) {
         List<String> cmd = new ArrayList<>(List.of("qemu-img", "create", "-q", "-f", "qcow2"));
