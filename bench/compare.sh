@@ -58,15 +58,19 @@ fi
 CLEAN_INTERVAL=3
 
 # ---------------------------------------------------------------- tools
-command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || {
-  echo "compare.sh: needs qemu-img and qemu-io (apt-get install qemu-utils)" >&2; exit 1; }
-if ! command -v strace >/dev/null; then
+# qemu-img (bench, create), strace (QEMU's fdatasync calls), qemu-system-x86_64 (QEMU's memory: see memory()).
+need() { # COMMAND DEBIAN_PACKAGE WHY
+  command -v "$1" >/dev/null && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "compare.sh: installing strace (to count QEMU's fdatasync calls)" >&2
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+    echo "compare.sh: installing $2 ($3)" >&2
+    { [ -n "${apt_updated:-}" ] || apt-get update -qq; } >/dev/null && apt_updated=1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
   fi
-  command -v strace >/dev/null || { echo "compare.sh: needs strace (apt-get install strace)" >&2; exit 1; }
-fi
+  command -v "$1" >/dev/null || { echo "compare.sh: needs $1 ($3): apt-get install $2" >&2; exit 1; }
+}
+need qemu-img qemu-utils "the QEMU side"
+need strace strace "to count fdatasync calls"
+[[ " $scenarios " != *" memory "* ]] || need qemu-system-x86_64 qemu-system-x86 "QEMU's cache cleaner only runs in a VM"
 echo "compare.sh: building the CLI and the benchmarks jar if stale..." >&2
 ./qcow2j --version >/dev/null
 jar="$root/bench/target/benchmarks.jar"
@@ -252,16 +256,19 @@ memory() {
     for t in $(order $QCOW); do
       log="$results/logs/$fs-memory-$t-$rep.log"
       if [ $t = qemu ]; then
-        # qemu-io: a marker read, a pause to measure after open, one read per L2 table, then idle.
-        local -a cmds=(-c "read 0 512" -c "sleep 2000")
-        for ((i = 1; i < reads; i++)); do cmds+=(-c "read $((i * stride)) 4k"); done
-        cmds+=(-c "sleep 2000" -c "sleep $(( (3 * CLEAN_INTERVAL + 8) * 1000 ))")
-        qemu-io --image-opts "driver=qcow2,file.filename=$d/mem.qcow2,$opts" "${cmds[@]}" > "$log" 2>&1 &
-        pid=$!
+        # QEMU's cleaner runs on the virtual clock, which only ticks while a VM runs: in qemu-io and
+        # qemu-img it never fires. So QEMU is a VM without CPUs (-machine none) with the image as a
+        # -blockdev, filled through the monitor's qemu-io command, its RSS read from /proc.
+        coproc QS { exec stdbuf -oL qemu-system-x86_64 -machine none -nodefaults -display none -monitor stdio \
+            -blockdev "driver=qcow2,node-name=d0,file.driver=file,file.filename=$d/mem.qcow2,l2-cache-size=$((32 << 20)),l2-cache-entry-size=65536,cache-clean-interval=$CLEAN_INTERVAL" \
+            > "$log" 2>&1; }
+        pid=$QS_PID
+        echo 'qemu-io d0 "read 0 512"' >&"${QS[1]}"
         wait_lines "$log" '^read ' 1 60; sleep 1; o=$(rss_mib $pid)
+        for ((i = 1; i < reads; i++)); do echo "qemu-io d0 \"read $((i * stride)) 4k\"" >&"${QS[1]}"; done
         wait_lines "$log" '^read ' $reads 120; sleep 1; f=$(rss_mib $pid)
         sleep $(( 2 * CLEAN_INTERVAL + 2 )); c=$(rss_mib $pid)
-        kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true
+        echo quit >&"${QS[1]}"; wait $pid 2>/dev/null || true
       else
         line=$(java_bench io.qcow2j.bench.ImageMemory "$d/mem.qcow2" "$opts,table-store=${t#qcow2j-}" 2>"$log")
         echo "$line" >> "$log"
