@@ -2,5 +2,7 @@
 module io.qcow2j.bench {
     requires io.qcow2j.engine;
     requires jmh.core;
+    requires org.knowm.xchart;
+    requires java.desktop;
     opens io.qcow2j.bench;
 }
