@@ -78,6 +78,8 @@ public final class Qcow2Image implements BlockDevice {
     private final OverlapChecker overlaps;
     /** Refcounts may lag behind L2 tables while the header's dirty bit is set (see {@link #markDirtyIfLazy}). */
     private final boolean lazyRefcounts;
+    /** This session set the dirty bit (lazy refcounts); a clean close clears it. Under the lock. */
+    private boolean dirtiedHere;
     /** The image file as the caches see it; every fdatasync goes through it and is counted. */
     private final AlignedTableFile tableFile;
     private final HeaderWriter headerWriter;
@@ -1084,12 +1086,15 @@ public final class Qcow2Image implements BlockDevice {
         if (lazyRefcounts && !headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
             refcountCache.flush();
             headerWriter.setIncompatible(Qcow2Header.INCOMPAT_DIRTY, true);
+            dirtiedHere = true;
         }
     }
 
     /** QEMU's qcow2_mark_clean: every refcount written and synced, then the dirty bit cleared (synced). */
     private void markClean() throws IOException {
-        if (headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
+        // Only the bit this session set: one found at open (an earlier unclean close) means the refcounts
+        // are not known to be right, and only a repair may clear it.
+        if (dirtiedHere && headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
             lock.lock();
             try {
                 l2Cache.flush();
