@@ -23,6 +23,7 @@ import java.lang.invoke.VarHandle;
  * {@code EINTR} is retried. Methods taking a {@link MemorySegment} accept native segments and, for
  * {@code pread}/{@code pwrite}, heap segments too (passed through a critical downcall, without a copy).
  */
+@SuppressWarnings("restricted") // this module is the one granted native access: restricted calls are its job
 public final class LibC {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
@@ -231,7 +232,7 @@ public final class LibC {
         MemorySegment st = state();
         while (done < size) {
             long chunk = Math.min(size - done, heap ? MAX_HEAP_TRANSFER : MAX_TRANSFER);
-            MemorySegment part = seg.asSlice(done, chunk);
+            MemorySegment part = done == 0 && chunk == size ? seg : seg.asSlice(done, chunk); // no view in one go
             long n;
             try {
                 n = heap ? (long) heapCall.invokeExact(st, fd, part, chunk, offset + done)

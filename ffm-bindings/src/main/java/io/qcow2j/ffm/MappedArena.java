@@ -14,6 +14,7 @@ import java.lang.foreign.MemorySegment;
  * <p>Thread safety: the segment may be read and written from any thread. {@code release} and
  * {@code close} are serialized with each other, so a release never madvises memory unmapped by a close.
  */
+@SuppressWarnings("restricted") // this module is the one granted native access: restricted calls are its job
 public final class MappedArena implements AutoCloseable {
     private final Arena scope;
     private final MemorySegment segment;

@@ -18,6 +18,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
+@SuppressWarnings("restricted") // this module is the one granted native access: restricted calls are its job
 class MappedArenaTest {
     private static final long MIB = 1 << 20;
 
