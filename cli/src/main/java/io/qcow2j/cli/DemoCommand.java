@@ -46,7 +46,7 @@ public final class DemoCommand implements Callable<Integer> {
     String size = "1G";
 
     @Option(names = "-o", paramLabel = "OPTS", description = "cache options, e.g. l2-cache-size=64k,table-store=heap")
-    String cacheOptions = "l2-cache-size=64k,l2-cache-entry-size=4k";
+    String cacheOptions = "l2-cache-size=4k,l2-cache-entry-size=512";
 
     @Override
     public Integer call() throws Exception {
@@ -84,6 +84,9 @@ public final class DemoCommand implements Callable<Integer> {
                 im.flush();
                 out.printf("2. wrote %s in %d requests at random offsets (unaligned), zeroed 3 MiB, discarded 2 MiB;"
                         + " flush: %d fdatasync%n", Sizes.human(written), requests, im.syncCount() - syncs);
+                var w = im.l2CacheStatistics();
+                out.printf("   L2 cache while writing: %d misses, %d evictions, %d tables written back%n", w.misses(),
+                        w.evictions(), w.writebacks());
             }
             try (Qcow2Image im = Images.open(image, options.toBuilder().readOnly(true).build());
                     Arena arena = Arena.ofConfined()) {
