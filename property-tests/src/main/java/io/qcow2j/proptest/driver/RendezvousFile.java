@@ -1,10 +1,9 @@
 package io.qcow2j.proptest.driver;
 
+import io.qcow2j.ffm.ForwardingFile;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.file.Path;
-import java.util.Objects;
 
 /**
  * A file that, once {@linkplain #arm armed}, holds each write until {@code parties} writes have arrived (or a
@@ -13,8 +12,7 @@ import java.util.Objects;
  * one. Everything else is forwarded. If fewer writers come (because the engine made them wait for each other),
  * the first one goes on after the timeout.
  */
-public final class RendezvousFile implements PositionalFile {
-    private final PositionalFile delegate;
+public final class RendezvousFile extends ForwardingFile {
     private int parties;
     private int arrived;
     private long timeoutNanos;
@@ -22,7 +20,7 @@ public final class RendezvousFile implements PositionalFile {
     private long timedOut;
 
     public RendezvousFile(PositionalFile delegate) {
-        this.delegate = Objects.requireNonNull(delegate);
+        super(delegate);
     }
 
     /** The next {@code parties} writes wait for each other, at most {@code timeoutMillis} each. */
@@ -74,61 +72,6 @@ public final class RendezvousFile implements PositionalFile {
     public void write(long offset, MemorySegment src) throws IOException {
         rendezvous();
         delegate.write(offset, src);
-    }
-
-    @Override
-    public long read(long offset, MemorySegment dst) throws IOException {
-        return delegate.read(offset, dst);
-    }
-
-    @Override
-    public long size() throws IOException {
-        return delegate.size();
-    }
-
-    @Override
-    public long allocatedBytes() throws IOException {
-        return delegate.allocatedBytes();
-    }
-
-    @Override
-    public void truncate(long length) throws IOException {
-        delegate.truncate(length);
-    }
-
-    @Override
-    public void dataSync() throws IOException {
-        delegate.dataSync();
-    }
-
-    @Override
-    public void punchHole(long offset, long length) throws IOException {
-        delegate.punchHole(offset, length);
-    }
-
-    @Override
-    public long seekData(long offset) throws IOException {
-        return delegate.seekData(offset);
-    }
-
-    @Override
-    public long seekHole(long offset) throws IOException {
-        return delegate.seekHole(offset);
-    }
-
-    @Override
-    public String fallbackReason() {
-        return delegate.fallbackReason();
-    }
-
-    @Override
-    public Path path() {
-        return delegate.path();
-    }
-
-    @Override
-    public void close() throws IOException {
-        delegate.close();
     }
 
     @Override
