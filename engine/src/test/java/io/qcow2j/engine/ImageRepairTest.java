@@ -18,7 +18,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.Test;
@@ -56,38 +55,16 @@ class ImageRepairTest {
 
     /** {@code qemu-img check -r MODE --output=json} (the JSON holds the re-check and the repair counts). */
     static Outcome qemu(Path img, RepairMode mode) {
-        List<String> cmd = List.of("qemu-img", "check", "-r", mode == RepairMode.ALL ? "all" : "leaks",
-                "--output=json", img.getFileName().toString());
-        try {
-            Process p = new ProcessBuilder(cmd).directory(img.getParent().toFile()).start();
-            p.getOutputStream().close();
-            CompletableFuture<byte[]> err = CompletableFuture.supplyAsync(() -> {
-                try {
-                    return p.getErrorStream().readAllBytes();
-                } catch (IOException e) {
-                    return new byte[0];
-                }
-            });
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(120, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError("timed out: " + cmd);
-            }
-            // qemu-img's error_report lines without the program name (qcow2j's carry its own)
-            List<String> lines = new String(err.join(), StandardCharsets.UTF_8).lines()
-                    .map(l -> l.replaceFirst("^qemu-img: ", "")).toList();
-            if (out.isBlank()) {
-                return new Outcome(p.exitValue(), 0, 0, null, lines);
-            }
-            QemuCheck q = new QemuCheck(p.exitValue(), MiniJson.object(out), "");
-            return new Outcome(q.exit(), number(q.json(), "leaks-fixed"), number(q.json(), "corruptions-fixed"),
-                    q.numbers(), lines);
-        } catch (IOException e) {
-            throw new AssertionError("cannot run qemu-img (install qemu-utils)", e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError(e);
+        QemuCheck.Ran r = QemuCheck.qemuImg(img, "check", "-r", mode == RepairMode.ALL ? "all" : "leaks",
+                "--output=json");
+        // qemu-img's error_report lines without the program name (qcow2j's carry its own)
+        List<String> lines = r.err().lines().map(l -> l.replaceFirst("^qemu-img: ", "")).toList();
+        if (r.out().isBlank()) {
+            return new Outcome(r.exit(), 0, 0, null, lines);
         }
+        QemuCheck q = new QemuCheck(r.exit(), MiniJson.object(r.out()), "");
+        return new Outcome(q.exit(), number(q.json(), "leaks-fixed"), number(q.json(), "corruptions-fixed"),
+                q.numbers(), lines);
     }
 
     private static long number(Map<String, Object> json, String key) {

@@ -22,9 +22,17 @@ record QemuCheck(int exit, Map<String, Object> json, String stderr) {
     static final List<String> FIELDS = List.of("check-errors", "corruptions", "leaks", "image-end-offset",
             "total-clusters", "allocated-clusters", "fragmented-clusters", "compressed-clusters");
 
-    /** Runs {@code qemu-img check --output=json} on {@code image} (by its name, in its folder). */
-    static QemuCheck run(Path image) {
-        List<String> cmd = List.of("qemu-img", "check", "--output=json", image.getFileName().toString());
+    /** What a qemu-img run printed and how it ended. */
+    record Ran(int exit, String out, String err) {}
+
+    /**
+     * Runs {@code qemu-img ARGS IMAGE} (the image by its name, in its folder), collecting stdout and stderr
+     * (stderr on its own thread, so neither pipe can fill up and block the other).
+     */
+    static Ran qemuImg(Path image, String... args) {
+        List<String> cmd = new java.util.ArrayList<>(List.of("qemu-img"));
+        cmd.addAll(List.of(args));
+        cmd.add(image.getFileName().toString());
         try {
             Process p = new ProcessBuilder(cmd).directory(image.getParent().toFile()).start();
             p.getOutputStream().close();
@@ -40,18 +48,22 @@ record QemuCheck(int exit, Map<String, Object> json, String stderr) {
                 p.destroyForcibly();
                 throw new AssertionError("timed out: " + cmd);
             }
-            String stderr = new String(err.join(), StandardCharsets.UTF_8);
-            int exit = p.exitValue();
-            if (exit > 3 && exit != 63) { // 63: not qcow2 (probed as raw): "does not support checks"
-                throw new AssertionError(cmd + " exited " + exit + ": " + stderr);
-            }
-            return new QemuCheck(exit, out.isBlank() ? null : MiniJson.object(out), stderr);
+            return new Ran(p.exitValue(), out, new String(err.join(), StandardCharsets.UTF_8));
         } catch (IOException e) {
             throw new AssertionError("cannot run qemu-img (install qemu-utils)", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AssertionError(e);
         }
+    }
+
+    /** Runs {@code qemu-img check --output=json} on {@code image} (by its name, in its folder). */
+    static QemuCheck run(Path image) {
+        Ran r = qemuImg(image, "check", "--output=json");
+        if (r.exit() > 3 && r.exit() != 63) { // 63: not qcow2 (probed as raw): "does not support checks"
+            throw new AssertionError("qemu-img check " + image + " exited " + r.exit() + ": " + r.err());
+        }
+        return new QemuCheck(r.exit(), r.out().isBlank() ? null : MiniJson.object(r.out()), r.err());
     }
 
     /** qemu-img's numbers, every field present (0 where qemu-img leaves it out). */

@@ -1,6 +1,7 @@
 package io.qcow2j.proptest.crash;
 
 import io.qcow2j.ffm.ErrnoException;
+import io.qcow2j.ffm.ForwardingFile;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -8,7 +9,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Objects;
 
 /**
  * A {@link PositionalFile} that records every write, truncation, hole punch and {@code dataSync} in one ordered
@@ -24,8 +24,7 @@ import java.util.Objects;
  * too); {@link #failWritesFrom} fails every write from the n-th on (a full disk). A failed call changes nothing
  * and is logged as an {@link IoEvent.Fault}.
  */
-public final class RecordingFile implements PositionalFile {
-    private final PositionalFile delegate;
+public final class RecordingFile extends ForwardingFile {
     private final byte[] initial;
     private final List<IoEvent> log = new ArrayList<>();
     private long writes;
@@ -38,7 +37,7 @@ public final class RecordingFile implements PositionalFile {
     private int faults;
 
     private RecordingFile(PositionalFile delegate, byte[] initial) {
-        this.delegate = Objects.requireNonNull(delegate);
+        super(delegate);
         this.initial = initial;
     }
 
@@ -139,11 +138,6 @@ public final class RecordingFile implements PositionalFile {
     // ------------------------------------------------------------------------------------ the file
 
     @Override
-    public long read(long offset, MemorySegment dst) throws IOException {
-        return delegate.read(offset, dst);
-    }
-
-    @Override
     public synchronized void write(long offset, MemorySegment src) throws IOException {
         long n = ++writes;
         if (failWrite > 0 && (n == failWrite || (failWritesOnward && n > failWrite))) {
@@ -158,11 +152,6 @@ public final class RecordingFile implements PositionalFile {
     @Override
     public synchronized long size() throws IOException {
         return delegate.size();
-    }
-
-    @Override
-    public long allocatedBytes() throws IOException {
-        return delegate.allocatedBytes();
     }
 
     @Override
@@ -187,31 +176,6 @@ public final class RecordingFile implements PositionalFile {
     public synchronized void punchHole(long offset, long length) throws IOException {
         delegate.punchHole(offset, length);
         log.add(new IoEvent.PunchHole(offset, length));
-    }
-
-    @Override
-    public long seekData(long offset) throws IOException {
-        return delegate.seekData(offset);
-    }
-
-    @Override
-    public long seekHole(long offset) throws IOException {
-        return delegate.seekHole(offset);
-    }
-
-    @Override
-    public String fallbackReason() {
-        return delegate.fallbackReason();
-    }
-
-    @Override
-    public Path path() {
-        return delegate.path();
-    }
-
-    @Override
-    public void close() throws IOException {
-        delegate.close();
     }
 
     @Override
