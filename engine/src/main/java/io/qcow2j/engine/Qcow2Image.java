@@ -582,6 +582,12 @@ public final class Qcow2Image implements BlockDevice {
             file.write(hostAt, src);
             return false;
         }
+        if (plan.unwrittenSpace && copiedBytesReadZero(plan)) {
+            // Never-written space reads as zeros already (a hole, or past the end of the file, which QEMU and
+            // qemu-img check accept): writing the zeros would only cost a cluster of I/O and file memory.
+            file.write(plan.host + (guest - plan.clusterStart), src);
+            return false;
+        }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(plan.windowEnd - plan.windowStart, 4096);
             if (head > 0) {
@@ -591,11 +597,33 @@ public final class Qcow2Image implements BlockDevice {
             if (tail > 0) {
                 readGuest(guest + plan.bytes, buf.asSlice(head + plan.bytes, tail));
             }
-            boolean mustPersist = !plan.unwrittenSpace || !isZero(buf.asSlice(0, head))
-                    || !isZero(buf.asSlice(head + plan.bytes, tail));
+            boolean zeros = isZero(buf.asSlice(0, head)) && isZero(buf.asSlice(head + plan.bytes, tail));
+            if (plan.unwrittenSpace && zeros) {
+                file.write(hostAt + head, src);
+                return false;
+            }
             file.write(hostAt, buf);
-            return mustPersist;
+            return !plan.unwrittenSpace || !zeros;
         }
+    }
+
+    /**
+     * Whether the copy-on-write bytes of a run of new clusters read as zeros, known from the old L2 entries
+     * alone: unallocated without a backing file, or zero clusters. Extended L2 answers no (it reads instead).
+     */
+    private boolean copiedBytesReadZero(WritePlan plan) {
+        if (plan.oldBitmaps != null || plan.oldEntries == null) {
+            return false;
+        }
+        for (long old : plan.oldEntries) {
+            ClusterType t = L2Entry.clusterType(old, g);
+            boolean zero = t == ClusterType.ZERO_PLAIN || t == ClusterType.ZERO_ALLOC
+                    || (t == ClusterType.UNALLOCATED && backing == null);
+            if (!zero) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static final MemorySegment ZEROS = MemorySegment.ofArray(new byte[64 << 10]);
