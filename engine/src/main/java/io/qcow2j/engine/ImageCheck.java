@@ -303,7 +303,7 @@ public final class ImageCheck {
                     + " Images.openForRepair to repair it; a corruption found since it was opened makes it read-only)");
         }
         // no request in flight: an allocation between its refcount and its L2 entry would look like a leak
-        image.ioLock().writeLock().lock();
+        image.ioLock().lockExclusive();
         try {
             image.metadataLock().lock();
             try {
@@ -317,7 +317,7 @@ public final class ImageCheck {
                 image.metadataLock().unlock();
             }
         } finally {
-            image.ioLock().writeLock().unlock();
+            image.ioLock().unlockExclusive();
         }
     }
 

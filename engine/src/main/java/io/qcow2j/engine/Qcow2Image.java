@@ -31,7 +31,6 @@ import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * An open qcow2 image (read side). Every L2 lookup goes through the L2 cache (in slices of
@@ -39,7 +38,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *
  * <p>Threads: any number of threads may read at once. Metadata work (L2 lookups, the cache) happens under
  * one lock, which the cache cleaner also takes; the data I/O of a request (and decompression, and reads
- * from the backing file) happens outside it, so readers overlap their I/O.
+ * from the backing file) happens outside it, so readers overlap their I/O. A lookup of an L2 slice that is
+ * already cached first runs without the lock and is kept if no thread held the lock meanwhile
+ * ({@link MetadataLock}); misses and writes take it.
  *
  * <p>Nothing read from the file is trusted: every table offset is checked for alignment and against the
  * file size, every entry is classified with QEMU's corruption checks, and every length is bounded, so a
@@ -60,7 +61,7 @@ public final class Qcow2Image implements BlockDevice {
     private final MetadataCache l2Cache;
     private final MetadataCache refcountCache;
     private final CacheCleaner cleaner;
-    private final ReentrantLock lock = new ReentrantLock();
+    private final MetadataLock lock = new MetadataLock();
     private final BlockDevice backing;
     private final ImageOptions options;
     /** L2 entries in one cache entry (slice), a power of two; words per L2 entry: 1, or 2 with extended L2. */
@@ -84,10 +85,10 @@ public final class Qcow2Image implements BlockDevice {
     private final AlignedTableFile tableFile;
     private final HeaderWriter headerWriter;
     /**
-     * Requests hold the read side for their whole duration; requests that free clusters (discard, write
-     * zeroes) hold the write side, so no read or write is using a cluster while it is freed and reused.
+     * Requests hold the shared side for their whole duration; requests that free clusters (discard, write
+     * zeroes) hold the exclusive side, so no read or write is using a cluster while it is freed and reused.
      */
-    private final ReentrantReadWriteLock ioLock = new ReentrantReadWriteLock();
+    private final RequestLock ioLock = new RequestLock();
     /** Guest clusters whose new host cluster is being written and not yet linked into the L2 table. */
     private final Set<Long> allocating = new HashSet<>();
     private final Condition allocationLinked = lock.newCondition();
@@ -244,6 +245,8 @@ public final class Qcow2Image implements BlockDevice {
 
     /** One mapped run of guest bytes: what they are and where they live. Reused within a request. */
     private static final class Extent {
+        /** The L2 slice an optimistic lookup read (to report the hit once validated), else -1. */
+        int sharedSlot;
         SubclusterType type;
         /** Host offset of the first byte (NORMAL, ZERO_ALLOC, UNALLOCATED_ALLOC), else -1. */
         long host;
@@ -255,11 +258,12 @@ public final class Qcow2Image implements BlockDevice {
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
         Ranges.check(offset, dst.byteSize(), header.size(), filename);
-        ioLock.readLock().lock();
+        ioLock.lockShared();
         try {
+            requireOpen();
             readGuest(offset, dst);
         } finally {
-            ioLock.readLock().unlock();
+            ioLock.unlockShared();
         }
     }
 
@@ -271,7 +275,7 @@ public final class Qcow2Image implements BlockDevice {
         while (pos < len) {
             long guest = offset + pos;
             mapLocked(guest, len - pos, ext);
-            MemorySegment part = dst.asSlice(pos, ext.bytes);
+            MemorySegment part = ext.bytes == len ? dst : dst.asSlice(pos, ext.bytes); // one extent: no view to allocate
             switch (ext.type) {
                 case NORMAL -> readHost(ext.host, part);
                 case ZERO_PLAIN, ZERO_ALLOC -> part.fill((byte) 0);
@@ -316,14 +320,34 @@ public final class Qcow2Image implements BlockDevice {
         MemorySegment.copy(MemorySegment.ofArray(out), guest & (clusterSize - 1), part, 0, part.byteSize());
     }
 
+    private void requireOpen() throws IOException {
+        if (closed) {
+            throw new IOException(filename + ": image is closed");
+        }
+    }
+
     /**
-     * {@link #map} under the metadata lock. Corrupt metadata is a corruption event (remembered in
-     * {@link #warnings()}) and a one-line error naming the image.
+     * {@link #map}: first without the metadata lock (kept if the slice was cached and no thread held the lock
+     * meanwhile), else under it. Corrupt metadata is a corruption event (remembered in {@link #warnings()})
+     * and a one-line error naming the image.
      */
     private void mapLocked(long guest, long max, Extent ext) throws IOException {
+        long version = lock.optimisticVersion();
+        if (version != MetadataLock.HELD) {
+            try {
+                if (map(guest, max, ext, true) && lock.validate(version)) {
+                    if (ext.sharedSlot >= 0) {
+                        l2Cache.touch(ext.sharedSlot);
+                    }
+                    return;
+                }
+            } catch (IOException | RuntimeException e) {
+                // metadata read while a lock holder changed it, or a closing cache: the locked path decides
+            }
+        }
         lock.lock();
         try {
-            map(guest, max, ext);
+            map(guest, max, ext, false);
         } catch (Qcow2FormatException e) {
             signalCorruption(e.getMessage());
             throw e.getMessage().startsWith(filename + ": ") ? e
@@ -335,9 +359,11 @@ public final class Qcow2Image implements BlockDevice {
 
     /**
      * Maps the guest bytes from {@code guest} (at most {@code max}) to one extent of uniform type, within
-     * one L2 slice. Holds the metadata lock.
+     * one L2 slice. Holds the metadata lock, or ({@code optimistic}) reads without it what the caller then
+     * validates; returns false when that needs the lock (the slice is not cached).
      */
-    private void map(long guest, long max, Extent ext) throws IOException {
+    private boolean map(long guest, long max, Extent ext, boolean optimistic) throws IOException {
+        ext.sharedSlot = -1;
         int cb = g.clusterBits();
         long inCluster = guest & (clusterSize - 1);
         long tableSpan = (long) g.l2Entries() << cb;
@@ -346,7 +372,7 @@ public final class Qcow2Image implements BlockDevice {
         long l2Offset = l1Index < l1.length ? L1Entry.checkedL2Offset(l1[(int) l1Index], l1Index, g) : 0;
         if (l2Offset == 0) {
             set(ext, SubclusterType.UNALLOCATED_PLAIN, -1, 0, limit);
-            return;
+            return true;
         }
         if (l2Offset > fileSize - clusterSize) {
             throw new Qcow2FormatException("L2 table offset 0x" + Long.toHexString(l2Offset) + " (L1 index "
@@ -356,33 +382,47 @@ public final class Qcow2Image implements BlockDevice {
         int inSlice = l2Index & (sliceEntries - 1);
         long sliceOffset = l2Offset + ((long) (l2Index >>> sliceShift) * l2Cache.tableSize());
         limit = Math.min(limit, ((long) (sliceEntries - inSlice) << cb) - inCluster);
-        int slot = l2Cache.get(sliceOffset);
+        int slot = optimistic ? l2Cache.peek(sliceOffset) : l2Cache.get(sliceOffset);
+        if (slot < 0) {
+            return false;
+        }
         try {
             long entry = l2Cache.word(slot, inSlice * wordsPerEntry);
             if (g.extendedL2()) {
                 mapSubclusters(slot, entry, l2Offset, l2Index, inSlice, guest, limit, ext);
-                return;
+            } else {
+                mapClusters(slot, entry, l2Offset, l2Index, inSlice, inCluster, limit, ext);
             }
-            ClusterType type = L2Entry.checkedClusterType(entry, 0, g, l2Offset, l2Index);
-            SubclusterType st = L2Entry.subclusterType(type, 0, 0, g);
-            long hostCluster = type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC
-                    ? L2Entry.hostClusterOffset(entry) : -1;
-            long bytes = clusterSize - inCluster;
-            if (type != ClusterType.COMPRESSED) {
-                for (int i = inSlice + 1; i < sliceEntries && bytes < limit; i++) {
-                    long e = l2Cache.word(slot, i);
-                    ClusterType t = L2Entry.checkedClusterType(e, 0, g, l2Offset, l2Index + (i - inSlice));
-                    if (t != type || (hostCluster >= 0
-                            && L2Entry.hostClusterOffset(e) != hostCluster + ((long) (i - inSlice) << cb))) {
-                        break;
-                    }
-                    bytes += clusterSize;
-                }
-            }
-            set(ext, st, hostCluster >= 0 ? hostCluster + inCluster : -1, entry, Math.min(bytes, limit));
+            ext.sharedSlot = optimistic ? slot : -1;
+            return true;
         } finally {
-            l2Cache.put(slot);
+            if (!optimistic) {
+                l2Cache.put(slot);
+            }
         }
+    }
+
+    /** Standard L2: a run of clusters of the same type (and contiguous in the file), within the slice. */
+    private void mapClusters(int slot, long entry, long l2Offset, int l2Index, int inSlice, long inCluster,
+            long limit, Extent ext) throws IOException {
+        int cb = g.clusterBits();
+        ClusterType type = L2Entry.checkedClusterType(entry, 0, g, l2Offset, l2Index);
+        SubclusterType st = L2Entry.subclusterType(type, 0, 0, g);
+        long hostCluster = type == ClusterType.NORMAL || type == ClusterType.ZERO_ALLOC
+                ? L2Entry.hostClusterOffset(entry) : -1;
+        long bytes = clusterSize - inCluster;
+        if (type != ClusterType.COMPRESSED) {
+            for (int i = inSlice + 1; i < sliceEntries && bytes < limit; i++) {
+                long e = l2Cache.word(slot, i);
+                ClusterType t = L2Entry.checkedClusterType(e, 0, g, l2Offset, l2Index + (i - inSlice));
+                if (t != type || (hostCluster >= 0
+                        && L2Entry.hostClusterOffset(e) != hostCluster + ((long) (i - inSlice) << cb))) {
+                    break;
+                }
+                bytes += clusterSize;
+            }
+        }
+        set(ext, st, hostCluster >= 0 ? hostCluster + inCluster : -1, entry, Math.min(bytes, limit));
     }
 
     /** Extended L2: one run of subclusters of the same type, within the cluster. */
@@ -469,15 +509,16 @@ public final class Qcow2Image implements BlockDevice {
     public void write(long offset, MemorySegment src) throws IOException {
         Ranges.check(offset, src.byteSize(), header.size(), filename);
         requireWritable();
-        ioLock.readLock().lock();
+        ioLock.lockShared();
         try {
+            requireOpen();
             long pos = 0;
             long len = src.byteSize();
             while (pos < len) {
                 pos += writeStep(offset + pos, src.asSlice(pos));
             }
         } finally {
-            ioLock.readLock().unlock();
+            ioLock.unlockShared();
         }
         if (options.cacheMode() == CacheMode.WRITETHROUGH) {
             flush();
@@ -891,8 +932,9 @@ public final class Qcow2Image implements BlockDevice {
     public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
         Ranges.check(offset, length, header.size(), filename);
         requireWritable();
-        ioLock.writeLock().lock();
+        ioLock.lockExclusive();
         try {
+            requireOpen();
             long end = offset + length;
             int grain = header.version() < 3 ? 0 : g.extendedL2() ? g.subclusterSize() : clusterSize;
             long a = grain == 0 ? end : Math.min(end, (offset + grain - 1) & -(long) grain);
@@ -913,7 +955,7 @@ public final class Qcow2Image implements BlockDevice {
             }
             writeZeroBuffers(b, end);
         } finally {
-            ioLock.writeLock().unlock();
+            ioLock.unlockExclusive();
         }
         if (options.cacheMode() == CacheMode.WRITETHROUGH) {
             flush();
@@ -964,11 +1006,12 @@ public final class Qcow2Image implements BlockDevice {
         if (a >= b || (header.version() < 3 && backing != null)) {
             return; // without a zero flag, a discarded cluster would show stale backing data: QEMU declines too
         }
-        ioLock.writeLock().lock();
+        ioLock.lockExclusive();
         try {
+            requireOpen();
             rewriteEntries(a, b, backing != null, this::discardEntry);
         } finally {
-            ioLock.writeLock().unlock();
+            ioLock.unlockExclusive();
         }
         if (options.cacheMode() == CacheMode.WRITETHROUGH) {
             flush();
@@ -1326,7 +1369,7 @@ public final class Qcow2Image implements BlockDevice {
      * The lock every request holds (reads and writes the read side, discards the write side): a repair holds
      * the write side, so that no allocation is between its refcount update and its L2 entry meanwhile.
      */
-    ReentrantReadWriteLock ioLock() {
+    RequestLock ioLock() {
         return ioLock;
     }
 
@@ -1365,7 +1408,14 @@ public final class Qcow2Image implements BlockDevice {
             flush();
             markClean();
         }
-        closed = true;
+        // requests in flight finish first (lookups of cached slices read the cache's memory without the
+        // metadata lock); later ones find the image closed
+        ioLock.lockExclusive();
+        try {
+            closed = true;
+        } finally {
+            ioLock.unlockExclusive();
+        }
         if (cleaner != null) {
             cleaner.close();
         }

@@ -1,5 +1,7 @@
 package io.qcow2j.engine.cache;
 
+import java.util.concurrent.atomic.LongAdder;
+
 /**
  * Counters a cache keeps as it works: plain field increments under the cache's single-owner contract,
  * cheap enough to stay on. Read a consistent view with {@link #snapshot()} while holding the owner's lock.
@@ -9,6 +11,8 @@ public final class CacheStatistics {
     private static final int[] PROBE_BUCKET_LIMITS = {1, 2, 3, 4, 8, 16, Integer.MAX_VALUE};
 
     long hits;
+    /** Hits of readers without the owner's lock ({@link MetadataCache#touch}); counted into {@code hits}. */
+    final LongAdder sharedHits = new LongAdder();
     long misses;
     long loads;
     long evictions;
@@ -38,7 +42,7 @@ public final class CacheStatistics {
 
     /** An immutable copy of the counters. */
     public Snapshot snapshot() {
-        return new Snapshot(hits, misses, loads, evictions, writebacks, writebackBytes, syncs, releasedBytes,
+        return new Snapshot(hits + sharedHits.sum(), misses, loads, evictions, writebacks, writebackBytes, syncs, releasedBytes,
                 discards, cleaned, lookups, probes, maxProbes, probeHistogram.clone());
     }
 

@@ -42,7 +42,11 @@ import java.util.Objects;
  * <h2>Threads</h2>
  * Not thread-safe, by contract: the owner (the image driver) serializes all metadata work under one lock,
  * and the periodic {@link CacheCleaner} takes that same lock. With assertions enabled, use from two threads
- * at once is detected and fails with an {@link AssertionError}.
+ * at once is detected and fails with an {@link AssertionError}. The one exception is {@link #peek} with
+ * {@link #word} and {@link #touch}: reads the owner lets through without its lock and validates afterwards
+ * (a seqlock). Such a hit cannot move the table in the LRU list; it marks the table used instead, and the
+ * next eviction or clean that finds it unused-looking gives it a second chance (moves it to the most
+ * recently used end) rather than dropping it.
  */
 public final class MetadataCache implements AutoCloseable {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG.withOrder(ByteOrder.BIG_ENDIAN);
@@ -71,6 +75,11 @@ public final class MetadataCache implements AutoCloseable {
     private final int[] refs;
     /** Modified since last written to the file. */
     private final boolean[] dirty;
+    /**
+     * Hit by {@link #touch} since its last LRU stamp. Written without the owner's lock (racy on purpose: a lost
+     * or stray mark only changes which table is evicted first, never what a table holds).
+     */
+    private final boolean[] used;
     private int dirtyCount;
 
     private final TableIndex index;
@@ -108,6 +117,7 @@ public final class MetadataCache implements AutoCloseable {
         this.lruStamps = new long[size];
         this.refs = new int[size];
         this.dirty = new boolean[size];
+        this.used = new boolean[size];
         this.index = new TableIndex(size, tableSize);
         this.lru = new LruList(size);
         this.free = new int[size];
@@ -173,6 +183,10 @@ public final class MetadataCache implements AutoCloseable {
             slot = free[--freeCount];
         } else {
             slot = lru.first();
+            for (int n = 0; slot >= 0 && used[slot] && n < size; n++) {
+                secondChance(slot);
+                slot = lru.first();
+            }
             if (slot < 0) {
                 throw new CacheExhaustedException(kind.label() + " cache: all " + size
                         + " entries are in use, none can be evicted (the cache is too small)");
@@ -205,6 +219,15 @@ public final class MetadataCache implements AutoCloseable {
         lru.remove(slot);
         offsets[slot] = 0;
         lruStamps[slot] = 0;
+        used[slot] = false;
+    }
+
+    /** An unreferenced table hit by {@link #touch}: now the most recently used, as if a put had just happened. */
+    private void secondChance(int slot) {
+        used[slot] = false;
+        lru.remove(slot);
+        lruStamps[slot] = ++lruCounter;
+        lru.addLast(slot);
     }
 
     private void checkOffset(long offset) throws CorruptMetadataException {
@@ -229,6 +252,7 @@ public final class MetadataCache implements AutoCloseable {
                 throw new IllegalStateException(kind.label() + " cache: put of unreferenced table " + table);
             }
             if (--refs[table] == 0) {
+                used[table] = false;
                 lruStamps[table] = ++lruCounter;
                 lru.addLast(table);
             }
@@ -309,6 +333,30 @@ public final class MetadataCache implements AutoCloseable {
     public long offsetOf(int table) {
         checkOccupied(table);
         return offsets[table];
+    }
+
+    /**
+     * For a reader that does not hold the owner's lock and validates afterwards: the handle of the table at
+     * {@code offset} if it looks cached, else -1. Takes no reference and changes nothing. Safe to call while
+     * the owner changes the cache: it never throws or loops for long, and a handle it returns is in range for
+     * {@link #word}; but the answer, and the words read through it, mean something only if the owner's
+     * validation succeeds. Then report the hit with {@link #touch}.
+     */
+    public int peek(long offset) {
+        int slot = index.findRacy(offset);
+        return slot >= 0 && slot < size ? slot : -1;
+    }
+
+    /**
+     * Records a validated {@link #peek} hit, without the owner's lock: counts it, and marks the table used so
+     * that eviction and {@link #cleanUnused} treat it as recently used.
+     */
+    public void touch(int table) {
+        Objects.checkIndex(table, size);
+        if (!used[table]) {
+            used[table] = true; // read-mostly: no store (and no cache-line transfer) on repeated hits
+        }
+        stats.sharedHits.increment();
     }
 
     /** The handle of the cached table at {@code offset}, or -1; takes no reference (QEMU's is_table_offset). */
@@ -461,6 +509,7 @@ public final class MetadataCache implements AutoCloseable {
             for (int i = size - 1; i >= 0; i--) {
                 offsets[i] = 0;
                 lruStamps[i] = 0;
+                used[i] = false;
                 free[freeCount++] = i;
             }
             release(0, size);
@@ -503,6 +552,11 @@ public final class MetadataCache implements AutoCloseable {
     public void cleanUnused() {
         assert enter();
         try {
+            for (int s = 0; s < size; s++) {
+                if (used[s] && offsets[s] != 0 && refs[s] == 0) {
+                    secondChance(s);
+                }
+            }
             int i = 0;
             while (i < size) {
                 while (i < size && !canClean(i)) {

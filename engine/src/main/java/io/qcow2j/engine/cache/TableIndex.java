@@ -53,6 +53,26 @@ final class TableIndex {
         }
     }
 
+    /**
+     * As {@link #find}, for a reader racing the owner's changes (see {@link MetadataCache#peek}): no statistics,
+     * and at most one pass over the buckets, so a probe run being shifted under it cannot keep it looping. The
+     * answer may be wrong; the caller validates.
+     */
+    int findRacy(long offset) {
+        int b = home(offset);
+        for (int n = 0; n <= mask; n++) {
+            long k = keys[b];
+            if (k == offset) {
+                return slots[b];
+            }
+            if (k == 0) {
+                return -1;
+            }
+            b = (b + 1) & mask;
+        }
+        return -1;
+    }
+
     /** Maps {@code offset} (not present, non-zero) to {@code slot}. */
     void insert(long offset, int slot) {
         int b = home(offset);
