@@ -61,7 +61,7 @@ public final class Qcow2Image implements BlockDevice {
     private final MetadataCache l2Cache;
     private final MetadataCache refcountCache;
     private final CacheCleaner cleaner;
-    private final MetadataLock lock = new MetadataLock();
+    private final MetadataLock lock;
     private final BlockDevice backing;
     private final ImageOptions options;
     /** L2 entries in one cache entry (slice), a power of two; words per L2 entry: 1, or 2 with extended L2. */
@@ -91,12 +91,14 @@ public final class Qcow2Image implements BlockDevice {
     private final RequestLock ioLock = new RequestLock();
     /** Guest clusters whose new host cluster is being written and not yet linked into the L2 table. */
     private final Set<Long> allocating = new HashSet<>();
-    private final Condition allocationLinked = lock.newCondition();
+    private final Condition allocationLinked;
 
     private Qcow2Image(String filename, WrittenExtent file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
             MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
-            AlignedTableFile tableFile, List<Qcow2Snapshot> snapshots) {
+            AlignedTableFile tableFile, List<Qcow2Snapshot> snapshots, MetadataLock lock) {
         this.filename = filename;
+        this.lock = lock;
+        this.allocationLinked = lock.newCondition();
         this.file = file;
         this.header = header;
         this.g = header.geometry();
@@ -155,8 +157,10 @@ public final class Qcow2Image implements BlockDevice {
                     options.cacheSize(), options.l2CacheEntrySize(), g.clusterSize(), header.size(), g.l2EntrySize());
             AlignedTableFile tables = new AlignedTableFile(file, options.cacheMode() != CacheMode.UNSAFE);
             Qcow2Image[] self = new Qcow2Image[1];
+            MetadataLock lock = new MetadataLock();
             l2 = MetadataCache.builder(CacheKind.L2_TABLE, tables).tables(sizes.l2Tables())
                     .tableSize(sizes.l2EntrySize()).clusterSize(g.clusterSize()).store(options.tableStore())
+                    .loadsWithoutLock(lock)
                     .overlapCheck((kind, offset, length) -> self[0].checkOverlap(kind, offset, length))
                     .corruptionListener((kind, offset, message) -> self[0].signalCorruption(message)).build();
             rc = MetadataCache.builder(CacheKind.REFCOUNT_BLOCK, tables).tables(sizes.refcountBlocks())
@@ -175,7 +179,7 @@ public final class Qcow2Image implements BlockDevice {
                     header.refcountTableClusters(), g.clusterSize());
             List<Qcow2Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of() : SnapshotTable.read(file, header);
             Qcow2Image img = new Qcow2Image(filename, (WrittenExtent) file, header, l1, l2, rc, backing, options, fileSize,
-                    refcountTable, tables, snapshots);
+                    refcountTable, tables, snapshots, lock);
             self[0] = img;
             img.warnings.addAll(openWarnings);
             if (header.isCorrupt() && options.readOnly()) {
@@ -382,7 +386,9 @@ public final class Qcow2Image implements BlockDevice {
         int inSlice = l2Index & (sliceEntries - 1);
         long sliceOffset = l2Offset + ((long) (l2Index >>> sliceShift) * l2Cache.tableSize());
         limit = Math.min(limit, ((long) (sliceEntries - inSlice) << cb) - inCluster);
-        int slot = optimistic ? l2Cache.peek(sliceOffset) : l2Cache.get(sliceOffset);
+        // a miss reads the slice with the lock released: nothing read above is kept across it but the
+        // L1 entry, and a concurrent change of that is a race the request lost, as if it had come first
+        int slot = optimistic ? l2Cache.peek(sliceOffset) : l2Cache.getReleasingLock(sliceOffset);
         if (slot < 0) {
             return false;
         }

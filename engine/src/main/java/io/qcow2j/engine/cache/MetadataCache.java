@@ -8,6 +8,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.Objects;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The qcow2 metadata cache: QEMU's {@code Qcow2Cache} ({@code block/qcow2-cache.c}) re-created, with O(1)
@@ -47,9 +51,21 @@ import java.util.Objects;
  * (a seqlock). Such a hit cannot move the table in the LRU list; it marks the table used instead, and the
  * next eviction or clean that finds it unused-looking gives it a second chance (moves it to the most
  * recently used end) rather than dropping it.
+ *
+ * <p>Loads without the lock: built with {@link Builder#loadsWithoutLock}, a miss of {@link #getReleasingLock}
+ * reads the table from the file with the owner's lock released, so other threads' hits and misses go on
+ * meanwhile (QEMU holds its lock across that read). The slot is chosen, indexed, referenced and marked
+ * {@code LOADING} first, so nothing evicts, writes, discards or cleans it, and {@link #peek} does not see it.
+ * A {@link #get} of that table meanwhile waits for the load <em>without</em> releasing the owner's lock
+ * (callers of {@code get} rely on holding it throughout), which is possible because the loader finishes
+ * the load (or marks it failed) before it takes the lock again.
  */
 public final class MetadataCache implements AutoCloseable {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG.withOrder(ByteOrder.BIG_ENDIAN);
+    private static final VarHandle LOAD_STATE = MethodHandles.arrayElementVarHandle(byte[].class);
+    private static final byte READY = 0;
+    private static final byte LOADING = 1;
+    private static final byte FAILED = 2;
     /** 2^28 slots: with 512-byte tables that is a 128 GiB cache, far beyond any sane setting. */
     static final int MAX_TABLES = 1 << 28;
 
@@ -80,6 +96,20 @@ public final class MetadataCache implements AutoCloseable {
      * or stray mark only changes which table is evicted first, never what a table holds).
      */
     private final boolean[] used;
+    /**
+     * {@link #READY}, or {@link #LOADING} / {@link #FAILED} while a {@link #getReleasingLock} miss reads the
+     * table without the owner's lock (the slot is referenced all that time). Written by that loader outside
+     * the lock, hence volatile access through {@link #LOAD_STATE}.
+     */
+    private final byte[] loadState;
+    /** The owner's lock, released during {@link #getReleasingLock} loads; null: loads always keep it. */
+    private final ReentrantLock ownerLock;
+    /**
+     * Loads running without the owner's lock (from its release to its retaking). Each holds a reference the
+     * lock holder cannot drop, so at most a quarter of the entries may be so held: the rest stays for the
+     * holder, whose operations need two tables at a time at most. Caches under 4 entries always keep the lock.
+     */
+    private int loadsWithoutLock;
     private int dirtyCount;
 
     private final TableIndex index;
@@ -118,6 +148,8 @@ public final class MetadataCache implements AutoCloseable {
         this.refs = new int[size];
         this.dirty = new boolean[size];
         this.used = new boolean[size];
+        this.loadState = new byte[size];
+        this.ownerLock = b.ownerLock;
         this.index = new TableIndex(size, tableSize);
         this.lru = new LruList(size);
         this.free = new int[size];
@@ -145,7 +177,16 @@ public final class MetadataCache implements AutoCloseable {
      * @throws IOException               if writing back the victim or loading the table failed
      */
     public int get(long offset) throws IOException {
-        return doGet(offset, true);
+        return doGet(offset, true, false);
+    }
+
+    /**
+     * As {@link #get}, but a miss reads the table with the owner's lock released (if the cache was built
+     * with {@link Builder#loadsWithoutLock} and the caller holds that lock once): for callers that keep no
+     * state across the call that another thread could change meanwhile (the driver's L2 lookups for reads).
+     */
+    public int getReleasingLock(long offset) throws IOException {
+        return doGet(offset, true, true);
     }
 
     /**
@@ -154,15 +195,18 @@ public final class MetadataCache implements AutoCloseable {
      * another table's entries to disk).
      */
     public int getEmpty(long offset) throws IOException {
-        return doGet(offset, false);
+        return doGet(offset, false, false);
     }
 
-    private int doGet(long offset, boolean readFromDisk) throws IOException {
+    private int doGet(long offset, boolean readFromDisk, boolean mayRelease) throws IOException {
         assert enter();
         try {
             checkOffset(offset);
             int slot = index.find(offset);
             stats.recordProbes(index.lastProbes);
+            if (slot >= 0 && loadState(slot) != READY) {
+                awaitLoad(slot, offset);
+            }
             if (slot >= 0) {
                 stats.hits++;
                 if (refs[slot]++ == 0) {
@@ -171,13 +215,13 @@ public final class MetadataCache implements AutoCloseable {
                 return slot;
             }
             stats.misses++;
-            return load(offset, readFromDisk);
+            return load(offset, readFromDisk, mayRelease);
         } finally {
             assert exit();
         }
     }
 
-    private int load(long offset, boolean readFromDisk) throws IOException {
+    private int load(long offset, boolean readFromDisk, boolean mayRelease) throws IOException {
         int slot;
         if (freeCount > 0) {
             slot = free[--freeCount];
@@ -196,21 +240,72 @@ public final class MetadataCache implements AutoCloseable {
             stats.evictions++;
         }
         MemorySegment t = table(slot);
-        if (readFromDisk) {
-            try {
-                file.read(offset, t);
-            } catch (IOException | RuntimeException e) {
-                free[freeCount++] = slot;
-                throw e;
-            }
-            stats.loads++;
-        } else {
-            t.fill((byte) 0);
-        }
         offsets[slot] = offset;
         index.insert(offset, slot);
         refs[slot] = 1;
+        if (!readFromDisk) {
+            t.fill((byte) 0);
+            return slot;
+        }
+        stats.loads++;
+        boolean unlocked = mayRelease && ownerLock != null && loadsWithoutLock < size / 4
+                && ownerLock.isHeldByCurrentThread() && ownerLock.getHoldCount() == 1;
+        Exception failure = null;
+        if (unlocked) {
+            LOAD_STATE.setVolatile(loadState, slot, LOADING);
+            loadsWithoutLock++;
+            assert suspend();
+            ownerLock.unlock();
+        }
+        try {
+            file.read(offset, t);
+        } catch (IOException | RuntimeException e) {
+            failure = e;
+        }
+        if (unlocked) {
+            // finish before taking the lock: a get waiting for this load holds it
+            LOAD_STATE.setVolatile(loadState, slot, failure == null ? READY : FAILED);
+            ownerLock.lock();
+            assert resume();
+            loadsWithoutLock--;
+        }
+        if (failure != null) {
+            stats.loads--;
+            index.remove(offset);
+            offsets[slot] = 0;
+            refs[slot] = 0;
+            LOAD_STATE.setVolatile(loadState, slot, READY);
+            free[freeCount++] = slot;
+            if (failure instanceof IOException io) {
+                throw io;
+            }
+            throw (RuntimeException) failure;
+        }
         return slot;
+    }
+
+    private byte loadState(int slot) {
+        return (byte) LOAD_STATE.getVolatile(loadState, slot);
+    }
+
+    /**
+     * Waits, holding the owner's lock, until another thread's load of {@code slot} ends (it needs no lock to
+     * end). A failed load fails this get too, as its own load would have.
+     */
+    private void awaitLoad(int slot, long offset) throws IOException {
+        for (int round = 0; loadState(slot) == LOADING; round++) {
+            if (round < 100) {
+                Thread.onSpinWait();
+            } else if (round < 200) {
+                Thread.yield();
+            } else {
+                LockSupport.parkNanos(20_000);
+            }
+        }
+        if (loadState(slot) == FAILED) {
+            throw new IOException(kind.label() + " cache: reading the table at 0x" + Long.toHexString(offset)
+                    + " failed in a concurrent request");
+        }
     }
 
     /** Empties an occupied, unreferenced, clean slot without returning it to the free stack. */
@@ -344,7 +439,7 @@ public final class MetadataCache implements AutoCloseable {
      */
     public int peek(long offset) {
         int slot = index.findRacy(offset);
-        return slot >= 0 && slot < size ? slot : -1;
+        return slot >= 0 && slot < size && loadState(slot) == READY ? slot : -1;
     }
 
     /**
@@ -659,6 +754,25 @@ public final class MetadataCache implements AutoCloseable {
         return true;
     }
 
+    /** Depth of the suspended owner, per thread (a load or a wait inside it lets others in). */
+    private final ThreadLocal<int[]> suspendedDepth = ThreadLocal.withInitial(() -> new int[1]);
+
+    private boolean suspend() {
+        suspendedDepth.get()[0] = busyDepth;
+        busy = null;
+        busyDepth = 0;
+        return true;
+    }
+
+    private boolean resume() {
+        if (busy != null) {
+            throw new AssertionError(kind.label() + " cache: " + busy.getName() + " still inside it after a load");
+        }
+        busy = Thread.currentThread();
+        busyDepth = suspendedDepth.get()[0];
+        return true;
+    }
+
     // ---------------------------------------------------------------- construction
 
     /** Configures a cache; {@link #build()} validates and allocates. */
@@ -672,6 +786,7 @@ public final class MetadataCache implements AutoCloseable {
         private TableStore storeInstance;
         private OverlapCheck overlapCheck = OverlapCheck.NONE;
         private CorruptionListener corruptionListener = CorruptionListener.IGNORE;
+        private ReentrantLock ownerLock;
 
         private Builder(CacheKind kind, TableFile file) {
             this.kind = Objects.requireNonNull(kind);
@@ -693,6 +808,15 @@ public final class MetadataCache implements AutoCloseable {
         /** The image's cluster size, the upper bound of the table size. */
         public Builder clusterSize(int clusterSize) {
             this.clusterSize = clusterSize;
+            return this;
+        }
+
+        /**
+         * The lock the owner holds around every use of the cache: a {@link #getReleasingLock} miss releases
+         * it while it reads the table (see "Loads without the lock" above).
+         */
+        public Builder loadsWithoutLock(ReentrantLock ownerLock) {
+            this.ownerLock = Objects.requireNonNull(ownerLock);
             return this;
         }
 
