@@ -72,6 +72,19 @@ class MetadataCachePeekTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(TableStore.Kind.class)
+    void peekOfOffsetZeroFindsNothing(TableStore.Kind store) throws IOException {
+        // offset 0 is the header, never a table (lookup says -1); an empty index bucket must not look like it
+        try (MetadataCache c = cache(store, 4)) {
+            assertThat(c.peek(0)).as("fresh cache").isEqualTo(-1);
+            int[] s = loadAndPut(c, 1, 4);
+            c.discard(s[2]);
+            assertThat(c.peek(0)).as("after loads and a discard").isEqualTo(-1);
+            assertThat(c.lookup(0)).isEqualTo(-1);
+        }
+    }
+
     @Test
     void peekNeverLoopsOrLeavesTheSlotRange() throws IOException {
         // a full index (every slot occupied) and offsets that are not there: one pass at most, -1
