@@ -1410,14 +1410,18 @@ public final class Qcow2Image implements BlockDevice {
         if (closed) {
             return;
         }
-        if (!options.readOnly() && writable) {
-            flush();
-            markClean();
-        }
         // requests in flight finish first (lookups of cached slices read the cache's memory without the
-        // metadata lock); later ones find the image closed
+        // metadata lock), and only then is everything flushed: a write that returns while close waits must
+        // reach the file, not be dropped with the caches. Later requests find the image closed.
         ioLock.lockExclusive();
         try {
+            if (closed) {
+                return; // closed by another thread meanwhile
+            }
+            if (!options.readOnly() && writable) {
+                flush();
+                markClean();
+            }
             closed = true;
         } finally {
             ioLock.unlockExclusive();

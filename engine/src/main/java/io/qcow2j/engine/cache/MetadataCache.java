@@ -438,6 +438,9 @@ public final class MetadataCache implements AutoCloseable {
      * validation succeeds. Then report the hit with {@link #touch}.
      */
     public int peek(long offset) {
+        if (offset == 0) {
+            return -1; // never a table; and 0 is also the index's empty-bucket key, so findRacy would "find" it
+        }
         int slot = index.findRacy(offset);
         return slot >= 0 && slot < size && loadState(slot) == READY ? slot : -1;
     }

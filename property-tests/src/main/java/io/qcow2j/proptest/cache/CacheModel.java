@@ -52,6 +52,8 @@ public final class CacheModel {
         private int refs;
         private boolean dirty;
         private long stamp;
+        /** Hit by a lock-free reader ({@code peek} + {@code touch}) since its last stamp: a second chance pending. */
+        private boolean used;
 
         Table(int slot, long offset) {
             this.slot = slot;
@@ -74,15 +76,20 @@ public final class CacheModel {
             return dirty;
         }
 
-        /** The LRU stamp: the cache's counter when the last reference was dropped (0 before). */
+        /** The LRU stamp: the cache's counter when the last reference was dropped or a second chance given (0 before). */
         public long stamp() {
             return stamp;
+        }
+
+        /** Touched (a lock-free hit) since its last stamp. */
+        public boolean used() {
+            return used;
         }
 
         @Override
         public String toString() {
             return "0x" + Long.toHexString(offset) + "@" + slot + "(refs " + refs + (dirty ? ", dirty" : "")
-                    + ", stamp " + stamp + ")";
+                    + ", stamp " + stamp + (used ? ", touched" : "") + ")";
         }
     }
 
@@ -173,7 +180,10 @@ public final class CacheModel {
             return s;
         }
 
-        /** The eviction victim of a miss on a full cache: the unreferenced table with the smallest stamp. */
+        /**
+         * The unreferenced table with the smallest stamp (the least recently used), or null. The eviction victim of a
+         * miss on a full cache once the touched tables before it had their second chance (see {@link #get}).
+         */
         public Table victim() {
             Table v = null;
             for (Table t : slots) {
@@ -514,6 +524,13 @@ public final class CacheModel {
             slot = c.freeSlot(observed);
         } else {
             Table v = c.victim();
+            // a touched table is not evicted but restamped (the most recently used), once: then the next candidate;
+            // at most one round over the cache, after which every candidate's mark is spent
+            for (int n = 0; v != null && v.used && n < c.size; n++) {
+                secondChance(c, v);
+                event("second chance at eviction");
+                v = c.victim();
+            }
             if (v == null) {
                 event("miss on an all-referenced cache");
                 throw new CacheExhaustedException("model: all " + c.size + " referenced");
@@ -533,12 +550,36 @@ public final class CacheModel {
         return slot;
     }
 
-    /** Drops a reference; the last one stamps the table as the most recently used. */
+    /** Drops a reference; the last one stamps the table as the most recently used (and spends a touch's mark). */
     public void put(CacheKind kind, long offset) {
         Table t = requireReferenced(kind, offset);
         if (--t.refs == 0) {
+            t.used = false;
             t.stamp = ++cache(kind).lruCounter;
         }
+    }
+
+    /**
+     * {@code peek}: the slot of the resident table at {@code offset}, or -1 (offset 0, misaligned and negative
+     * offsets are never resident). Changes nothing.
+     */
+    public int peek(CacheKind kind, long offset) {
+        Table t = cache(kind).table(offset);
+        return t == null ? -1 : t.slot;
+    }
+
+    /** {@code touch} after a peek that found the table: a hit, and the table's second chance is pending. */
+    public void touch(CacheKind kind, long offset) {
+        Table t = requireResident(kind, offset);
+        t.used = true;
+        cache(kind).hits++;
+        event("touch");
+    }
+
+    /** A touched unreferenced table becomes the most recently used instead of being evicted or cleaned. */
+    private static void secondChance(Cache c, Table t) {
+        t.used = false;
+        t.stamp = ++c.lruCounter;
     }
 
     /** Sets word {@code i} of a referenced table and marks it dirty. */
@@ -586,9 +627,18 @@ public final class CacheModel {
         c.release(t.slot, 1);
     }
 
-    /** Drops the clean, unreferenced tables unused since the previous clean; runs of slots released together. */
+    /**
+     * Drops the clean, unreferenced tables unused since the previous clean; runs of slots released together. First,
+     * every touched unreferenced table (in slot order) gets its second chance: restamped, so it is kept.
+     */
     public void cleanUnused(CacheKind kind) {
         Cache c = cache(kind);
+        for (Table t : c.slots) { // in slot order: the order of their new stamps
+            if (t != null && t.used && t.refs == 0) {
+                secondChance(c, t);
+                event("second chance at clean");
+            }
+        }
         int i = 0;
         while (i < c.size) {
             while (i < c.size && !canClean(c, i)) {

@@ -59,6 +59,12 @@ public interface CacheUnderTest extends AutoCloseable {
 
     int lookup(long offset);
 
+    /** The lock-free reader's lookup: see {@link MetadataCache#peek}. */
+    int peek(long offset);
+
+    /** Reports a lock-free hit on a table {@link #peek} found: see {@link MetadataCache#touch}. */
+    void touch(int table);
+
     int references(int table);
 
     boolean isDirty(int table);

@@ -118,6 +118,16 @@ public final class CacheWorkload {
                     return t == null ? null : new Discard(kindOf(m, t), t.offset());
                 })
                 .action(2, "cleanUnused", (rnd, m) -> new Clean(kind(rnd)))
+                .action(4, "peek (+ touch if cached)", (rnd, m) -> {
+                    CacheKind k = kind(rnd);
+                    long base = pick(rnd, m, k);
+                    long off = switch (rnd.nextInt(12)) {
+                        case 0 -> 0; // never a table
+                        case 1 -> base + 8; // misaligned
+                        default -> base;
+                    };
+                    return new Peek(k, off);
+                })
                 .action(1, "empty", io((rnd, m) -> {
                     CacheKind k = kind(rnd);
                     return m.cache(k).anyReferenced() ? null : new Empty(k);
@@ -485,6 +495,41 @@ public final class CacheWorkload {
         @Override
         public String toString() {
             return "discard(" + at(kind, offset) + ")";
+        }
+    }
+
+    /**
+     * What a reader without the owner's lock does ({@code Qcow2Image.mapLocked}): {@code peek}, and if the table is
+     * cached (the model decides: the owner's validation would succeed, nobody holds the lock here) {@code touch}
+     * on the handle. The peek must find exactly the model's slot (or nothing), and change nothing observable:
+     * tables, references, dirty flags, content, file, releases, statistics.
+     */
+    public record Peek(CacheKind kind, long offset) implements CacheAction {
+        @Override
+        public void perform(CacheSystem s, CacheModel m) {
+            CacheUnderTest c = s.cache(kind);
+            Observation before = Observation.of(s, m);
+            io.qcow2j.engine.cache.CacheStatistics.Snapshot statsBefore = c.statistics();
+            Outcome sut = Outcome.of(() -> c.peek(offset));
+            Outcome model = Outcome.of(() -> m.peek(kind, offset));
+            agree(this, sut, model, s, m);
+            Observation after = Observation.of(s, m);
+            io.qcow2j.engine.cache.CacheStatistics.Snapshot statsAfter = c.statistics();
+            if (!before.equals(after) || statsBefore.hits() != statsAfter.hits()
+                    || statsBefore.lookups() != statsAfter.lookups() || statsBefore.probes() != statsAfter.probes()) {
+                throw new AssertionError(this + " changed the cache:\nbefore: " + before + " " + statsBefore
+                        + "\nafter:  " + after + " " + statsAfter);
+            }
+            int slot = (Integer) model.value();
+            if (slot >= 0) {
+                c.touch(slot);
+                m.touch(kind, offset);
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "peek(" + at(kind, offset) + ")";
         }
     }
 

@@ -124,6 +124,16 @@ public abstract class ForwardingCache implements CacheUnderTest {
     }
 
     @Override
+    public int peek(long offset) {
+        return delegate.peek(offset);
+    }
+
+    @Override
+    public void touch(int table) {
+        delegate.touch(table);
+    }
+
+    @Override
     public int references(int table) {
         return delegate.references(table);
     }

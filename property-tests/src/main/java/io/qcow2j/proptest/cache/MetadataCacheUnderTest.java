@@ -121,6 +121,16 @@ public final class MetadataCacheUnderTest implements CacheUnderTest {
     }
 
     @Override
+    public int peek(long offset) {
+        return cache.peek(offset);
+    }
+
+    @Override
+    public void touch(int table) {
+        cache.touch(table);
+    }
+
+    @Override
     public int references(int table) {
         return cache.references(table);
     }

@@ -29,6 +29,13 @@ class BrokenCacheTest {
      * actions (median 8) for property 1, up to 12 (median 7) for property 2.
      */
     static final int FORGOTTEN_MARK_DIRTY_SHRUNK = 13;
+    /**
+     * A touched table that loses its second chance needs a full cache of at least two unreferenced tables, a peek,
+     * and the miss that evicts the wrong one: at seed {@link #SEED} the sequence shrinks to 7 actions (a get that
+     * pins a third entry, two tables loaded and put, the peek, the miss); the wrong victim shows in the miss's
+     * answer (the handle), so an action catches it first.
+     */
+    static final int TOUCH_MARK_SHRUNK = 8;
 
     /**
      * @param caughtBy "invariant" when the property's own invariant must be what fails (the mutant gives every
@@ -97,6 +104,9 @@ class BrokenCacheTest {
                         offHeap().wrap((c, f) -> new BrokenCaches.PerturbsLru(c)), "put touches another table (LRU perturbed)", "any"),
                 new Case(p6, CacheInvariants.sameResidentTables(),
                         heap().wrap((c, f) -> new BrokenCaches.CleanDropsRecentlyUsed(c)), "cleanUnused drops recently used tables", "invariant"),
+                new Case(p6, CacheInvariants.sameResidentTables(),
+                        offHeap().wrap((c, f) -> new BrokenCaches.IgnoresTouchMark(c)),
+                        "touch does not mark the table (no second chance)", "any", TOUCH_MARK_SHRUNK),
                 new Case(p7, CacheInvariants.releasesMatch(),
                         heap().wrap((c, f) -> new BrokenCaches.CleanDropsDirty(c)), "cleanUnused also drops dirty tables", "invariant"),
                 new Case(p7, CacheInvariants.releasesMatch(),

@@ -283,6 +283,33 @@ final class BrokenCaches {
         }
     }
 
+    /**
+     * {@code touch} counts the hit but does not mark the table: a table only lock-free readers use is evicted (and
+     * cleaned) as if unused, the way a cache without the second chance would behave. The hit is counted here
+     * ({@link #statistics}), so that only the eviction order is wrong.
+     */
+    static final class IgnoresTouchMark extends ForwardingCache {
+        private long touches;
+
+        IgnoresTouchMark(CacheUnderTest c) {
+            super(c);
+        }
+
+        @Override
+        public void touch(int table) {
+            java.util.Objects.checkIndex(table, size());
+            touches++;
+        }
+
+        @Override
+        public CacheStatistics.Snapshot statistics() {
+            CacheStatistics.Snapshot s = delegate.statistics();
+            return new CacheStatistics.Snapshot(s.hits() + touches, s.misses(), s.loads(), s.evictions(),
+                    s.writebacks(), s.writebackBytes(), s.syncs(), s.releasedBytes(), s.discards(), s.cleaned(),
+                    s.lookups(), s.probes(), s.maxProbes(), s.probeHistogram());
+        }
+    }
+
     /** Whether slot {@code s} of {@code c} holds a table. */
     static boolean isOccupied(CacheUnderTest c, int s) {
         try {

@@ -15,7 +15,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 /**
  * The properties of the metadata cache ({@link io.qcow2j.engine.cache.MetadataCache}). Random sequences of get,
  * getEmpty (+ markDirty), modify + markDirty, put, write, flush, discard, cleanUnused, empty, setDependency (both
- * ways), dependsOnFlush and misaligned gets, some run with injected read/write/sync/overlap-check failures, drive
+ * ways), dependsOnFlush, misaligned gets and lock-free peeks (+ touch: a hit, and a second chance at the next
+ * eviction or clean), some run with injected read/write/sync/overlap-check failures, drive
  * an L2 and a refcount cache of 1..6 tables sharing one {@link RecordingTableFile}, side by side with
  * {@link CacheModel}; every action checks that the cache answers what the model predicts. Each property adds one
  * invariant, and runs for the heap and the off-heap store:
@@ -131,7 +132,7 @@ class CacheProperties {
                 CacheInvariants.sameResidentTables()).check();
         if (r.sequences() >= ENOUGH) {
             assertThat(r.labels()).containsKeys("eviction of a dirty table", "eviction of a clean table", "cleaned",
-                    "discard", "empty");
+                    "discard", "empty", "touch", "second chance at eviction", "second chance at clean");
         }
     }
 
@@ -159,7 +160,7 @@ class CacheProperties {
                 CacheInvariants.statisticsAgree()).check();
         if (r.sequences() >= ENOUGH) {
             assertThat(r.labels()).containsKeys("hit", "miss", "eviction of a dirty table", "cleaned", "discard",
-                    "write failed (injected)", "read failed (injected)", "sync failed (injected)");
+                    "write failed (injected)", "read failed (injected)", "sync failed (injected)", "touch");
         }
     }
 
