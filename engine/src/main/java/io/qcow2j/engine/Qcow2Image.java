@@ -463,7 +463,13 @@ public final class Qcow2Image implements BlockDevice {
     public BlockStatus blockStatus(long offset, long maxLength) throws IOException {
         Ranges.check(offset, maxLength, header.size(), filename);
         Extent ext = new Extent();
-        mapLocked(offset, maxLength, ext);
+        ioLock.lockShared(); // not while a discard frees clusters, nor after close
+        try {
+            requireOpen();
+            mapLocked(offset, maxLength, ext);
+        } finally {
+            ioLock.unlockShared();
+        }
         SubclusterType t = ext.type;
         boolean compressed = t == SubclusterType.COMPRESSED;
         return new BlockStatus(offset, ext.bytes, !t.readsBacking(), t.readsZeros(), t.hasData(), compressed,
@@ -1143,6 +1149,9 @@ public final class Qcow2Image implements BlockDevice {
         }
         lock.lock();
         try {
+            if (closed) {
+                return; // a write-through write's flush that lost the race with close: close flushed it
+            }
             l2Cache.write();
             if (!headerWriter.isSet(Qcow2Header.INCOMPAT_DIRTY)) {
                 refcountCache.write(); // with lazy refcounts they wait for a clean close (or an eviction)

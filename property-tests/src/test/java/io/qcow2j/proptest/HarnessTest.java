@@ -90,8 +90,10 @@ class HarnessTest {
 
     @Test
     void brokenLruIsCaughtAndShrunkShort() {
+        // a fixed seed: with a random one the first failure can come at the 4th action already, leaving
+        // nothing to shrink (this test failed that way once in ~20 runs)
         PropertyFailure f = failureOf(LruActions.property("lru evicting the wrong entry", ToyLru.Bug.EVICTS_MOST_RECENT)
-                .minActions(30).maxActions(50));
+                .minActions(30).maxActions(50).seed(11));
         assertThat(f).isNotNull();
         // three distinct keys to evict with capacity 2, then one get to see it: at least 4
         assertThat(f.shrunkActions()).hasSizeBetween(4, 6);
