@@ -1,7 +1,6 @@
 package io.qcow2j.engine;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
+import io.qcow2j.engine.cache.StripedCounter;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -24,42 +23,26 @@ import java.util.concurrent.locks.ReentrantLock;
  * The exclusive holder may take the shared side too (its own requests pass).
  */
 final class RequestLock {
-    private static final VarHandle COUNTS = MethodHandles.arrayElementVarHandle(long[].class);
-    /** Longs between two stripes' counts: 128 bytes, so neighbours never share a cache line (or a pair). */
-    private static final int STRIDE = 16;
-
-    /** Stripe {@code s} counts at index {@code (s + 1) * STRIDE}: padded on both sides. */
-    private final long[] counts;
-    private final int mask;
+    /** Shared holders, counted per thread stripe; a holder's count is raised for as long as it holds. */
+    private final StripedCounter shared = new StripedCounter();
     private volatile boolean exclusive;
     private final ReentrantLock exclusiveLock = new ReentrantLock();
 
-    RequestLock() {
-        int stripes = Integer.highestOneBit(Math.max(8, Runtime.getRuntime().availableProcessors() * 4) - 1) << 1;
-        this.mask = stripes - 1;
-        this.counts = new long[(stripes + 2) * STRIDE];
-    }
-
-    private int index() {
-        return ((int) Thread.currentThread().threadId() & mask) * STRIDE + STRIDE;
-    }
-
     /** Enters as one of many requests; waits while an exclusive holder is in. Pair with {@link #unlockShared}. */
     void lockShared() {
-        int i = index();
         while (true) {
-            COUNTS.getAndAdd(counts, i, 1L);
+            shared.add(1);
             if (!exclusive || exclusiveLock.isHeldByCurrentThread()) {
                 return;
             }
-            COUNTS.getAndAdd(counts, i, -1L);
+            shared.add(-1);
             exclusiveLock.lock(); // sleeps until the exclusive holder leaves
             exclusiveLock.unlock();
         }
     }
 
     void unlockShared() {
-        COUNTS.getAndAdd(counts, index(), -1L);
+        shared.add(-1);
     }
 
     /** Enters alone: waits for the requests in flight to finish; new ones wait until {@link #unlockExclusive}. */
@@ -85,13 +68,9 @@ final class RequestLock {
         exclusiveLock.unlock();
     }
 
-    /** Requests in flight (their shared holds), summed over the stripes. */
+    /** Requests in flight (their shared holds). */
     long sharedHolders() {
-        long n = 0;
-        for (int s = 0; s <= mask; s++) {
-            n += (long) COUNTS.getVolatile(counts, s * STRIDE + STRIDE);
-        }
-        return n;
+        return shared.sum();
     }
 
     boolean isHeldExclusivelyByCurrentThread() {

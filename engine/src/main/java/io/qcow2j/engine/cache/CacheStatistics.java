@@ -1,7 +1,5 @@
 package io.qcow2j.engine.cache;
 
-import java.util.concurrent.atomic.LongAdder;
-
 /**
  * Counters a cache keeps as it works: plain field increments under the cache's single-owner contract,
  * cheap enough to stay on. Read a consistent view with {@link #snapshot()} while holding the owner's lock.
@@ -12,7 +10,7 @@ public final class CacheStatistics {
 
     long hits;
     /** Hits of readers without the owner's lock ({@link MetadataCache#touch}); counted into {@code hits}. */
-    final LongAdder sharedHits = new LongAdder();
+    final StripedCounter sharedHits = new StripedCounter();
     long misses;
     long loads;
     long evictions;
