@@ -7,9 +7,9 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.Objects;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.Objects;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -239,14 +239,22 @@ public final class MetadataCache implements AutoCloseable {
             evict(slot);
             stats.evictions++;
         }
-        MemorySegment t = table(slot);
         offsets[slot] = offset;
         index.insert(offset, slot);
         refs[slot] = 1;
-        if (!readFromDisk) {
-            t.fill((byte) 0);
-            return slot;
+        if (readFromDisk) {
+            read(slot, offset, mayRelease);
+        } else {
+            table(slot).fill((byte) 0);
         }
+        return slot;
+    }
+
+    /**
+     * Reads the table into its (indexed, referenced) slot; with {@code mayRelease}, without the owner's lock
+     * when the rules allow it. A failed read empties the slot again.
+     */
+    private void read(int slot, long offset, boolean mayRelease) throws IOException {
         stats.loads++;
         boolean unlocked = mayRelease && ownerLock != null && loadsWithoutLock < size / 4
                 && ownerLock.isHeldByCurrentThread() && ownerLock.getHoldCount() == 1;
@@ -258,7 +266,7 @@ public final class MetadataCache implements AutoCloseable {
             ownerLock.unlock();
         }
         try {
-            file.read(offset, t);
+            file.read(offset, table(slot));
         } catch (IOException | RuntimeException e) {
             failure = e;
         }
@@ -281,7 +289,6 @@ public final class MetadataCache implements AutoCloseable {
             }
             throw (RuntimeException) failure;
         }
-        return slot;
     }
 
     private byte loadState(int slot) {
