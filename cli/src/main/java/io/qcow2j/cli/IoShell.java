@@ -198,6 +198,30 @@ final class IoShell {
         return v;
     }
 
+    /** The {@code off len} operands of read, write and discard; or {@code error}, the errno already reported. */
+    private record Span(long offset, long length, int error) {}
+
+    /**
+     * Parses {@code off len} as qemu-io does, refusing a length above {@link #MAX_REQUEST}; a write may exceed
+     * it with {@code -n} ({@code noFallback}), and its message says so.
+     */
+    private Span span(List<String> ops, Cmd ct, boolean noFallback) {
+        long offset = number(ops.get(0));
+        if (offset < 0) {
+            return new Span(0, 0, (int) offset);
+        }
+        long length = number(ops.get(1));
+        if (length < 0) {
+            return new Span(0, 0, (int) length);
+        }
+        if (length > MAX_REQUEST && !noFallback) {
+            out.println("length cannot exceed " + MAX_REQUEST + (ct == WRITE ? " without -n" : "") + ", given "
+                    + ops.get(1));
+            return new Span(0, 0, -EINVAL);
+        }
+        return new Span(offset, length, 0);
+    }
+
     /** Whether a request lies inside the image; else qemu's EIO (its block layer checks the range first). */
     private boolean inRange(long offset, long bytes) {
         long size = image.size();
@@ -260,18 +284,12 @@ final class IoShell {
         if (ops.size() != 2) {
             return usage(READ);
         }
-        long offset = number(ops.get(0));
-        if (offset < 0) {
-            return (int) offset;
+        Span span = span(ops, READ, false);
+        if (span.error() != 0) {
+            return span.error();
         }
-        long count = number(ops.get(1));
-        if (count < 0) {
-            return (int) count;
-        }
-        if (count > MAX_REQUEST) {
-            out.println("length cannot exceed " + MAX_REQUEST + ", given " + ops.get(1));
-            return -EINVAL;
-        }
+        long offset = span.offset();
+        long count = span.length();
         if (!hasPattern && (hasLength || hasStart)) {
             return usage(READ);
         }
@@ -421,18 +439,12 @@ final class IoShell {
             out.println("Only one of -z, -P, and -s can be specified at the same time");
             return -EINVAL;
         }
-        long offset = number(ops.get(0));
-        if (offset < 0) {
-            return (int) offset;
+        Span span = span(ops, WRITE, noFallback);
+        if (span.error() != 0) {
+            return span.error();
         }
-        long count = number(ops.get(1));
-        if (count < 0) {
-            return (int) count;
-        }
-        if (count > MAX_REQUEST && !noFallback) {
-            out.println("length cannot exceed " + MAX_REQUEST + " without -n, given " + ops.get(1));
-            return -EINVAL;
-        }
+        long offset = span.offset();
+        long count = span.length();
         if ((vmState || compressed) && !sectorAligned(offset, count)) {
             return -EINVAL;
         }
@@ -521,18 +533,12 @@ final class IoShell {
         if (ops.size() != 2) {
             return usage(DISCARD);
         }
-        long offset = number(ops.get(0));
-        if (offset < 0) {
-            return (int) offset;
+        Span span = span(ops, DISCARD, false);
+        if (span.error() != 0) {
+            return span.error();
         }
-        long bytes = number(ops.get(1));
-        if (bytes < 0) {
-            return (int) bytes;
-        }
-        if (bytes > MAX_REQUEST) {
-            out.println("length cannot exceed " + MAX_REQUEST + ", given " + ops.get(1));
-            return -EINVAL;
-        }
+        long offset = span.offset();
+        long bytes = span.length();
         long t1 = clock.getAsLong();
         if (!inRange(offset, bytes)) {
             out.println("discard failed: Input/output error");

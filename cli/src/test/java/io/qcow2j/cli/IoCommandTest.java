@@ -390,6 +390,13 @@ class IoCommandTest {
     }
 
     @Test
+    void oversizedLengthsAreRefusedWithQemuIosMessages() {
+        // read and discard name the limit; write (with or without -z) also names -n, which lifts it for -z
+        sideBySide(plainImage(), List.of(), List.of(), List.of("read 0 3G", "write 0 3G", "write -z 0 3G",
+                "discard 0 3G", "read -1 4k", "discard 0 1x"));
+    }
+
+    @Test
     void patternMismatchExitsOneWithQemuIosMessage() {
         Path img = plainImage();
         Result r = ours("io", "-c", "read -P 0xa2 1M 64k", "-c", "read -P 0xa1 1M 64k", img.toString());
