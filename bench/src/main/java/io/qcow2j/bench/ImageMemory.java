@@ -31,7 +31,7 @@ public final class ImageMemory {
         }
         ImageOptions opts = ImageOptions.parse(args[1], ImageOptions.builder().readOnly(true).build());
         System.gc();
-        try (Qcow2Image im = Images.open(Path.of(args[0]), opts); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Image im = Images.openQcow2(Path.of(args[0]), opts); Arena arena = Arena.ofConfined()) {
             long open = Rss.self();
             CacheSizes sizes = im.cacheSizes();
             int cluster = im.header().geometry().clusterSize();

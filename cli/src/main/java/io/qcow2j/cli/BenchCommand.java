@@ -220,7 +220,7 @@ public final class BenchCommand implements Callable<Integer> {
         if (!format.equals("qcow2")) {
             throw new IllegalArgumentException("Unknown file format '" + format + "' (qcow2 or raw)");
         }
-        Qcow2Image im = Images.open(Path.of(file), opts);
+        Qcow2Image im = Images.openQcow2(Path.of(file), opts);
         for (String w : im.warnings()) {
             spec.commandLine().getErr().println("qcow2j: warning: " + w);
         }

@@ -116,7 +116,7 @@ final class CheckCommand implements Callable<Integer> {
         ImageCheck.Result r;
         long leaksFixed = 0;
         long corruptionsFixed = 0;
-        try (Qcow2Image img = mode != null ? Images.openForRepair(path, options) : Images.open(path, options)) {
+        try (Qcow2Image img = mode != null ? Images.openForRepair(path, options) : Images.openQcow2(path, options)) {
             try {
                 if (mode == null) {
                     r = ImageCheck.check(img, err::println);

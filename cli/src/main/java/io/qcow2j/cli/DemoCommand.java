@@ -61,7 +61,7 @@ public final class DemoCommand implements Callable<Integer> {
             ImageOptions options = ImageOptions.parse(cacheOptions, ImageOptions.builder().readOnly(false).build());
             byte[] model;
             int modelSize = (int) Math.min(virtualSize, 64L << 20);
-            try (Qcow2Image im = Images.open(image, options)) {
+            try (Qcow2Image im = Images.openQcow2(image, options)) {
                 model = new byte[modelSize];
                 SplittableRandom rnd = new SplittableRandom(2026);
                 long written = 0;
@@ -76,7 +76,7 @@ public final class DemoCommand implements Callable<Integer> {
                     written += len;
                     requests++;
                 }
-                im.writeZeroes(4L << 20, 3L << 20, false);
+                im.writeZeroes(4L << 20, 3L << 20);
                 java.util.Arrays.fill(model, 4 << 20, 7 << 20, (byte) 0);
                 im.discard(8L << 20, 2L << 20);
                 java.util.Arrays.fill(model, 8 << 20, 10 << 20, (byte) 0);
@@ -88,7 +88,7 @@ public final class DemoCommand implements Callable<Integer> {
                 out.printf("   L2 cache while writing: %d misses, %d evictions, %d tables written back%n", w.misses(),
                         w.evictions(), w.writebacks());
             }
-            try (Qcow2Image im = Images.open(image, options.toBuilder().readOnly(true).build());
+            try (Qcow2Image im = Images.openQcow2(image, options.toBuilder().readOnly(true).build());
                     Arena arena = Arena.ofConfined()) {
                 MemorySegment buf = arena.allocate(1 << 20, 4096);
                 for (int off = 0; off < modelSize; off += buf.byteSize()) {

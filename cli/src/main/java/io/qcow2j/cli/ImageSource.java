@@ -1,6 +1,6 @@
 package io.qcow2j.cli;
 
-import io.qcow2j.engine.BlockDevice;
+import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
@@ -119,7 +119,7 @@ final class ImageSource {
         checkQcow2File(name);
         Qcow2Image top;
         try {
-            top = Images.open(Path.of(name), options.toBuilder().readOnly(true).build());
+            top = Images.openQcow2(Path.of(name), options.toBuilder().readOnly(true).build());
         } catch (NoSuchFileException e) {
             String missing = e.getFile();
             if (missing != null && !missing.equals(name)) {
@@ -218,11 +218,11 @@ final class ImageSource {
     }
 
     /** An open image and its backing chain, each with the name {@code qemu-img} shows for it. */
-    record Chain(Qcow2Image top, List<BlockDevice> layers, List<String> names) implements AutoCloseable {
+    record Chain(Qcow2Image top, List<Disk> layers, List<String> names) implements AutoCloseable {
         static Chain of(Qcow2Image top, String name) {
-            List<BlockDevice> layers = new ArrayList<>();
+            List<Disk> layers = new ArrayList<>();
             List<String> names = new ArrayList<>();
-            BlockDevice d = top;
+            Disk d = top;
             String n = name;
             while (d != null) {
                 layers.add(d);
@@ -230,7 +230,7 @@ final class ImageSource {
                 if (d instanceof Qcow2Image q && q.header().backingFileName().isPresent()) {
                     n = pathCombine(n, q.header().backingFileName().get());
                 }
-                d = d.backing();
+                d = d.backing().orElse(null);
             }
             return new Chain(top, List.copyOf(layers), List.copyOf(names));
         }

@@ -140,7 +140,7 @@ public final class IoCommand implements Callable<Integer> {
                 if (Files.isDirectory(Path.of(filename))) {
                     return fail(err, prefix + "Could not open '" + filename + "': Is a directory");
                 }
-                img = Images.open(Path.of(filename), opts);
+                img = Images.openQcow2(Path.of(filename), opts);
             } catch (IOException | RuntimeException e) {
                 return fail(err, prefix + Main.describe(e), e);
             }

@@ -1,6 +1,7 @@
 package io.qcow2j.cli;
 
 import static io.qcow2j.cli.IoArgs.EINVAL;
+import io.qcow2j.engine.ZeroFlag;
 import static io.qcow2j.cli.IoArgs.EIO;
 import static io.qcow2j.cli.IoArgs.ENOTSUP;
 import static io.qcow2j.cli.IoArgs.EPERM;
@@ -471,7 +472,7 @@ final class IoShell {
             }
             try {
                 if (zeroes) {
-                    image.writeZeroes(offset, count, mayUnmap);
+                    image.writeZeroes(offset, count, ZeroFlag.unmapIf(mayUnmap));
                 } else {
                     image.write(offset, buf);
                 }

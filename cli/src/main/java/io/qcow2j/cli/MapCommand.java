@@ -2,7 +2,7 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.ChainStatus;
 
-import io.qcow2j.engine.BlockDevice;
+import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Image;
 import io.qcow2j.engine.Sizes;
@@ -164,7 +164,7 @@ final class MapCommand implements Callable<Integer> {
 
     static void printCacheStats(ImageSource.Chain chain, PrintWriter err) {
         for (int i = 0; i < chain.layers().size(); i++) {
-            BlockDevice d = chain.layers().get(i);
+            Disk d = chain.layers().get(i);
             if (d instanceof Qcow2Image q) {
                 var sizes = q.cacheSizes();
                 err.print("cache statistics of " + chain.names().get(i) + " (depth " + i + "):\n");

@@ -23,11 +23,11 @@ public final class ChainStatus {
     /** {@code qemu-img map} probes at most this much at a time. */
     public static final long PROBE = 1L << 30;
 
-    private final List<BlockDevice> layers;
+    private final List<Disk> layers;
     private final List<String> names;
 
     /** The chain of {@code layers} (top first), named as {@code names} (what map prints as the file). */
-    public ChainStatus(List<BlockDevice> layers, List<String> names) {
+    public ChainStatus(List<Disk> layers, List<String> names) {
         if (layers.isEmpty() || layers.size() != names.size()) {
             throw new IllegalArgumentException("one name per layer, at least one layer");
         }
@@ -35,11 +35,11 @@ public final class ChainStatus {
         this.names = List.copyOf(names);
     }
 
-    /** The chain from {@code top} down through {@link BlockDevice#backing()}, named by their file names. */
-    public static ChainStatus of(BlockDevice top) {
-        List<BlockDevice> l = new ArrayList<>();
+    /** The chain from {@code top} down through {@link Disk#backing()}, named by their file names. */
+    public static ChainStatus of(Disk top) {
+        List<Disk> l = new ArrayList<>();
         List<String> n = new ArrayList<>();
-        for (BlockDevice d = top; d != null; d = d.backing()) {
+        for (Disk d = top; d != null; d = d.backing().orElse(null)) {
             l.add(d);
             n.add(d.filename());
         }
@@ -86,7 +86,7 @@ public final class ChainStatus {
     }
 
     private Status layerStatus(int depth, long offset, long bytes) throws IOException {
-        BlockDevice dev = layers.get(depth);
+        Disk dev = layers.get(depth);
         if (offset >= dev.size()) {
             // Past the end of this layer reads as zeros (QEMU stops above it: see the backing rule below).
             return new Status(bytes, false, true, false, -1);
@@ -99,7 +99,7 @@ public final class ChainStatus {
         boolean allocated = data || zero;
         long host = st.hostOffset();
         if (!allocated && dev instanceof Qcow2Image) {
-            BlockDevice backing = dev.backing();
+            Disk backing = dev.backing().orElse(null);
             if (backing == null || offset >= backing.size()) {
                 zero = true;
             }

@@ -489,7 +489,7 @@ public final class ImageCreator {
                 }
             }
             ImageOptions readOnly = ImageOptions.builder().readOnly(true).cacheCleanInterval(0).build();
-            try (Qcow2Image img = Images.open(path, readOnly)) {
+            try (Qcow2Image img = Images.openQcow2(path, readOnly)) {
                 return img.size();
             }
         } catch (IOException e) {

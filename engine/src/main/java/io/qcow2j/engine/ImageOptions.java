@@ -28,8 +28,8 @@ import java.util.Objects;
  * @param discardUnmap         {@code discard=unmap}: clusters freed by guest discards and unmapping zero writes
  *                             are punched out of the image file (QEMU's default {@code discard=ignore} keeps them)
  * @param lazyRefcounts        {@code lazy-refcounts}: null follows the image header (compat 1.1 images only)
- * @param readOnly             open without write access (the default: ask for writes with {@code readOnly(false)}
- *                             or {@code read-only=off})
+ * @param readOnly             open without write access ({@code read-only=on}); the default opens read/write,
+ *                             as qemu-io, qemu-nbd and hypervisors do
  * @param filename             {@code file.filename} from {@code --image-opts}, or null
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
@@ -213,7 +213,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private TableStore.Kind tableStore = TableStore.Kind.OFF_HEAP;
         private boolean discardUnmap;
         private Boolean lazyRefcounts;
-        private boolean readOnly = true;
+        private boolean readOnly;
         private String filename;
 
         private Builder() {}

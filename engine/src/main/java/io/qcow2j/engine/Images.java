@@ -47,17 +47,31 @@ public final class Images {
             ? AlignedFile.open(path, mode, StandardOpenOption.READ, StandardOpenOption.WRITE)
             : AlignedFile.open(path, mode, StandardOpenOption.READ);
 
-    /** Opens a qcow2 image (not a raw one: qcow2j is a qcow2 engine) and its backing chain. */
-    public static Qcow2Image open(Path path, ImageOptions options) throws IOException {
-        return open(path, options, ALIGNED_FILES);
+    /**
+     * Opens a disk image and its backing chain, read/write unless {@code options} say read-only: a qcow2 image
+     * (found by its magic) or else a raw file, as QEMU probes. Prefer {@link #openQcow2} where only qcow2 is
+     * expected: probing lets a raw disk whose guest wrote a qcow2 header be taken for a qcow2 image.
+     */
+    public static Disk open(Path path, ImageOptions options) throws IOException {
+        Path real = existing(path, path.toString());
+        if (probe(real).equals("raw")) {
+            return RawImage.open(ALIGNED_FILES.open(real, ioMode(options), !options.readOnly()), path.toString(),
+                    options.readOnly(), options.cacheMode());
+        }
+        return openQcow2(path, options);
     }
 
-    /** As {@link #open(Path, ImageOptions)}, with every file of the chain opened by {@code opener}. */
-    public static Qcow2Image open(Path path, ImageOptions options, FileOpener opener) throws IOException {
+    /** Opens a qcow2 image (refusing anything else) and its backing chain, read/write unless options say read-only. */
+    public static Qcow2Image openQcow2(Path path, ImageOptions options) throws IOException {
+        return openQcow2(path, options, ALIGNED_FILES);
+    }
+
+    /** As {@link #openQcow2(Path, ImageOptions)}, with every file of the chain opened by {@code opener}. */
+    public static Qcow2Image openQcow2(Path path, ImageOptions options, FileOpener opener) throws IOException {
         if (!options.readOnly() && isDirtyNotCorrupt(path)) {
             return openAfterUncleanClose(path, options, opener);
         }
-        BlockDevice dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false);
+        Disk dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false);
         return (Qcow2Image) dev;
     }
 
@@ -109,23 +123,17 @@ public final class Images {
      * The backing chain is opened read-only, as always.
      */
     public static Qcow2Image openForRepair(Path path, ImageOptions options) throws IOException {
-        BlockDevice dev = open(path, path.toString(), "qcow2", options.toBuilder().readOnly(false).build(),
+        Disk dev = open(path, path.toString(), "qcow2", options.toBuilder().readOnly(false).build(),
                 ALIGNED_FILES, new HashSet<>(), 0, true);
         return (Qcow2Image) dev;
     }
 
-    private static BlockDevice open(Path path, String name, String format, ImageOptions options, FileOpener opener,
+    private static Disk open(Path path, String name, String format, ImageOptions options, FileOpener opener,
             Set<Path> chain, int depth, boolean forRepair) throws IOException {
         if (depth > MAX_CHAIN_DEPTH) {
             throw new Qcow2FormatException(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images");
         }
-        Path real;
-        try {
-            real = path.toRealPath();
-        } catch (NoSuchFileException e) {
-            throw new NoSuchFileException(name, null, depth == 0 ? "No such file or directory"
-                    : "backing file not found (No such file or directory)");
-        }
+        Path real = existing(path, name, depth);
         if (!chain.add(real)) {
             throw new Qcow2FormatException(name + ": backing chain loops back to " + real);
         }
@@ -150,7 +158,7 @@ public final class Images {
         if (file.fallbackReason() != null) {
             warnings.add(name + ": " + file.fallbackReason());
         }
-        BlockDevice backing = null;
+        Disk backing = null;
         Qcow2Header header;
         try {
             requireQcow2Magic(file, name);
@@ -166,6 +174,19 @@ public final class Images {
             throw e;
         }
         return Qcow2Image.open(name, file, header, options, backing, warnings, forRepair);
+    }
+
+    private static Path existing(Path path, String name) throws IOException {
+        return existing(path, name, 0);
+    }
+
+    private static Path existing(Path path, String name, int depth) throws IOException {
+        try {
+            return path.toRealPath();
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(name, null, depth == 0 ? "No such file or directory"
+                    : "backing file not found (No such file or directory)");
+        }
     }
 
     /** QEMU's rule: relative backing names are relative to the folder of the image naming them. */

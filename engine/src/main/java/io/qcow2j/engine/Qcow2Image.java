@@ -26,6 +26,7 @@ import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -46,7 +47,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * file size, every entry is classified with QEMU's corruption checks, and every length is bounded, so a
  * hostile image ends in a one-line {@link Qcow2FormatException}, never an out-of-range access or a hang.
  */
-public final class Qcow2Image implements BlockDevice {
+public final class Qcow2Image implements Disk {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final String filename;
@@ -62,7 +63,7 @@ public final class Qcow2Image implements BlockDevice {
     private final MetadataCache refcountCache;
     private final CacheCleaner cleaner;
     private final MetadataLock lock;
-    private final BlockDevice backing;
+    private final Disk backing;
     private final ImageOptions options;
     /** L2 entries in one cache entry (slice), a power of two; words per L2 entry: 1, or 2 with extended L2. */
     private final int sliceEntries;
@@ -94,7 +95,7 @@ public final class Qcow2Image implements BlockDevice {
     private final Condition allocationLinked;
 
     private Qcow2Image(String filename, WrittenExtent file, Qcow2Header header, long[] l1, MetadataCache l2Cache,
-            MetadataCache refcountCache, BlockDevice backing, ImageOptions options, long fileSize, long[] refcountTable,
+            MetadataCache refcountCache, Disk backing, ImageOptions options, long fileSize, long[] refcountTable,
             AlignedTableFile tableFile, List<Qcow2Snapshot> snapshots, MetadataLock lock) {
         this.filename = filename;
         this.lock = lock;
@@ -131,17 +132,17 @@ public final class Qcow2Image implements BlockDevice {
      * backing files and format probing. Takes ownership of {@code file} (closes it on failure too) and of {@code backing}.
      */
     static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
-            BlockDevice backing, List<String> openWarnings) throws IOException {
+            Disk backing, List<String> openWarnings) throws IOException {
         return open(filename, opened, header, options, backing, openWarnings, false);
     }
 
     /**
-     * As {@link #open(String, PositionalFile, Qcow2Header, ImageOptions, BlockDevice, List)}; with
+     * As {@link #open(String, PositionalFile, Qcow2Header, ImageOptions, Disk, List)}; with
      * {@code forRepair} a writable open accepts an image whose header has the dirty or the corrupt bit
      * (QEMU's {@code BDRV_O_CHECK}): it is opened to be repaired by {@link ImageCheck#repair}.
      */
     static Qcow2Image open(String filename, PositionalFile opened, Qcow2Header header, ImageOptions options,
-            BlockDevice backing, List<String> openWarnings, boolean forRepair) throws IOException {
+            Disk backing, List<String> openWarnings, boolean forRepair) throws IOException {
         MetadataCache l2 = null;
         MetadataCache rc = null;
         PositionalFile file = opened;
@@ -518,6 +519,7 @@ public final class Qcow2Image implements BlockDevice {
      * from what it read before); the others are written in place. Data is written outside the metadata lock;
      * two writers never allocate the same guest cluster twice.
      */
+    @Override
     public void write(long offset, MemorySegment src) throws IOException {
         Ranges.check(offset, src.byteSize(), header.size(), filename);
         requireWritable();
@@ -941,16 +943,23 @@ public final class Qcow2Image implements BlockDevice {
      * (QEMU's {@code write -z} versus {@code write -z -u}); compressed clusters are always freed. The parts
      * that are not whole clusters (subclusters), and everything in version 2 images, are written as zeros.
      */
-    public void writeZeroes(long offset, long length, boolean mayUnmap) throws IOException {
+    @Override
+    public void writeZeroes(long offset, long length, Set<ZeroFlag> flags) throws IOException {
         Ranges.check(offset, length, header.size(), filename);
         requireWritable();
+        boolean mayUnmap = flags.contains(ZeroFlag.MAY_UNMAP);
+        long end = offset + length;
+        int grain = header.version() < 3 ? 0 : g.extendedL2() ? g.subclusterSize() : clusterSize;
+        long a = grain == 0 ? end : Math.min(end, (offset + grain - 1) & -(long) grain);
+        long b = grain == 0 ? end : Math.max(a, end & -(long) grain);
+        if (flags.contains(ZeroFlag.NO_FALLBACK) && length > 0 && !zeroesByMetadata(offset, a, b, end)) {
+            throw new FastZeroUnsupportedException(filename + ": zeroing " + length + " bytes at offset " + offset
+                    + " needs buffers of zeros written (" + (grain == 0 ? "a version 2 image has no zero flag"
+                    : "not whole " + (g.extendedL2() ? "subclusters" : "clusters")) + ")");
+        }
         ioLock.lockExclusive();
         try {
             requireOpen();
-            long end = offset + length;
-            int grain = header.version() < 3 ? 0 : g.extendedL2() ? g.subclusterSize() : clusterSize;
-            long a = grain == 0 ? end : Math.min(end, (offset + grain - 1) & -(long) grain);
-            long b = grain == 0 ? end : Math.max(a, end & -(long) grain);
             writeZeroBuffers(offset, a);
             EntryChange zero = (entry, bitmap, from, to) -> zeroEntry(entry, bitmap, from, to, mayUnmap);
             if (g.extendedL2() && a < b) {
@@ -972,6 +981,34 @@ public final class Qcow2Image implements BlockDevice {
         if (options.cacheMode() == CacheMode.WRITETHROUGH) {
             flush();
         }
+    }
+
+    /**
+     * Whether {@code [offset, end)} (split at {@code a}, {@code b} into head, aligned middle and tail) can be
+     * zeroed through L2 entries alone: no head or tail to write, and (extended L2) no compressed cluster whose
+     * subclusters would have to be written.
+     */
+    private boolean zeroesByMetadata(long offset, long a, long b, long end) throws IOException {
+        if (offset != a || b != end || a >= b) {
+            return false;
+        }
+        if (!g.extendedL2()) {
+            return true;
+        }
+        long inCluster = clusterSize - 1;
+        return ((a & inCluster) == 0 || !compressedAt(a)) && ((b & inCluster) == 0 || !compressedAt(b - 1));
+    }
+
+    private boolean compressedAt(long guest) throws IOException {
+        Extent ext = new Extent();
+        ioLock.lockShared();
+        try {
+            requireOpen();
+            mapLocked(guest, 1, ext);
+        } finally {
+            ioLock.unlockShared();
+        }
+        return ext.type == SubclusterType.COMPRESSED;
     }
 
     private void zeroPartialCluster(long from, long to, EntryChange zero) throws IOException {
@@ -1009,6 +1046,7 @@ public final class Qcow2Image implements BlockDevice {
      * and their host clusters are freed. Parts of clusters are left alone, except a last partial cluster at
      * the end of the image; a version 2 image with a backing file (no zero flag) discards nothing.
      */
+    @Override
     public void discard(long offset, long length) throws IOException {
         Ranges.check(offset, length, header.size(), filename);
         requireWritable();
@@ -1143,6 +1181,7 @@ public final class Qcow2Image implements BlockDevice {
      * Makes every completed write durable: refcount blocks, then L2 tables (the dependency between the two
      * caches orders them), then one sync of the file. At most two {@code fdatasync} calls.
      */
+    @Override
     public void flush() throws IOException {
         if (options.readOnly()) {
             return;
@@ -1210,8 +1249,13 @@ public final class Qcow2Image implements BlockDevice {
     }
 
     @Override
-    public BlockDevice backing() {
-        return backing;
+    public Optional<Disk> backing() {
+        return Optional.ofNullable(backing);
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return options.readOnly();
     }
 
     @Override

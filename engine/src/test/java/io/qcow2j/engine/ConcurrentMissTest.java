@@ -40,7 +40,7 @@ class ConcurrentMissTest {
                 .cacheCleanInterval(0).tableStore(store).build();
         long writeBase = 32L << 20; // writers own 32..48 MiB (4 MiB each); zeroes and discards take 48..64 MiB
         ExecutorService pool = Executors.newFixedThreadPool(8);
-        try (Qcow2Image im = Images.open(img, o)) {
+        try (Qcow2Image im = Images.openQcow2(img, o)) {
             List<Future<?>> fs = new ArrayList<>();
             for (int t = 0; t < 4; t++) {
                 int seed = t;
@@ -80,7 +80,7 @@ class ConcurrentMissTest {
                     long len = Math.min(65536, (64L << 20) - off);
                     im.write(off, MemorySegment.ofArray(data).asSlice(0, len));
                     if (rnd.nextBoolean()) {
-                        im.writeZeroes(off, len, rnd.nextBoolean());
+                        im.writeZeroes(off, len, ZeroFlag.unmapIf(rnd.nextBoolean()));
                     } else {
                         im.discard(off, len);
                     }

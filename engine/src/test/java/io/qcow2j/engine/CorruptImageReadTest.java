@@ -70,7 +70,7 @@ class CorruptImageReadTest {
 
     /** Reads the whole image; returns the error message, or null if every read succeeded. */
     static String readAll(Path img) {
-        try (Qcow2Image im = Images.open(img, ImageOptions.defaults())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.defaults())) {
             byte[] buf = new byte[1 << 20];
             for (long off = 0; off < im.size(); off += buf.length) {
                 im.read(off, MemorySegment.ofArray(buf).asSlice(0, Math.min(buf.length, im.size() - off)));
@@ -148,7 +148,7 @@ class CorruptImageReadTest {
         Path p = copy("a.qcow2");
         writeLong(p, l2Offset, (1L << 63) | (fileSize + 100L * CLUSTER));
         assertThat(readAll(p)).isNull();
-        try (Qcow2Image im = Images.open(p, ImageOptions.defaults())) {
+        try (Qcow2Image im = Images.openQcow2(p, ImageOptions.defaults())) {
             byte[] b = new byte[CLUSTER];
             im.read(0, MemorySegment.ofArray(b));
             assertThat(b).containsOnly(0);
@@ -203,7 +203,7 @@ class CorruptImageReadTest {
 
     /** "ok", or the one-line message of a format error or an I/O error; throws on anything else. */
     static String readAllLenient(Path img) throws IOException {
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().cacheCleanInterval(0).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().cacheCleanInterval(0).build())) {
             byte[] buf = new byte[1 << 20];
             long size = Math.min(im.size(), 1L << 30);
             for (long off = 0; off < size; off += buf.length) {
@@ -225,7 +225,7 @@ class CorruptImageReadTest {
         Path p = copy("a.qcow2");
         writeLong(p, l1Offset, (1L << 63) | (l2Offset + 4096));
         assertThatThrownBy(() -> {
-            try (Qcow2Image im = Images.open(p, ImageOptions.defaults())) {
+            try (Qcow2Image im = Images.openQcow2(p, ImageOptions.defaults())) {
                 im.read(0, MemorySegment.ofArray(new byte[512]));
             }
         }).isInstanceOf(Qcow2FormatException.class);

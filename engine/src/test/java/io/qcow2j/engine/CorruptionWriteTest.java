@@ -47,7 +47,7 @@ class CorruptionWriteTest {
         Layout l = layout(img);
         // The data cluster of guest cluster 0 now claims to be the refcount table, with COPIED: in place.
         CorruptImageReadTest.writeLong(img, l.l2(), (1L << 63) | l.refcountTable());
-        try (Qcow2Image im = Images.open(img, RW)) {
+        try (Qcow2Image im = Images.openQcow2(img, RW)) {
             assertThatThrownBy(() -> im.write(0, MemorySegment.ofArray(new byte[512])))
                     .isInstanceOf(Qcow2FormatException.class)
                     .hasMessageContaining("Preventing invalid write on metadata (overlaps with refcount table)");
@@ -58,9 +58,9 @@ class CorruptionWriteTest {
         }
         Map<String, Object> info = Qemu.info(img);
         assertThat(MiniJson.at(info, "format-specific", "data", "corrupt")).isEqualTo(Boolean.TRUE);
-        assertThatThrownBy(() -> Images.open(img, RW)).isInstanceOf(Qcow2FormatException.class)
+        assertThatThrownBy(() -> Images.openQcow2(img, RW)).isInstanceOf(Qcow2FormatException.class)
                 .hasMessageContaining("marked corrupt");
-        try (Qcow2Image im = Images.open(img, ImageOptions.defaults())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(true).build())) {
             assertThat(im.warnings()).anyMatch(w -> w.contains("marked corrupt"));
         }
     }
@@ -71,7 +71,7 @@ class CorruptionWriteTest {
         Qemu.io(img, "write -P 0x11 0 64k");
         Layout l = layout(img);
         CorruptImageReadTest.writeLong(img, l.l1(), (1L << 63) | (l.l2() + 512));
-        try (Qcow2Image im = Images.open(img, RW)) {
+        try (Qcow2Image im = Images.openQcow2(img, RW)) {
             assertThatThrownBy(() -> im.write(0, MemorySegment.ofArray(new byte[4096])))
                     .isInstanceOf(Qcow2FormatException.class).hasMessageContaining("not aligned");
             assertThat(im.isWritable()).isFalse();
@@ -86,7 +86,7 @@ class CorruptionWriteTest {
         Layout l = layout(img);
         long data = CorruptImageReadTest.readLong(img, l.l2()) & 0x00ff_ffff_ffff_fe00L;
         CorruptImageReadTest.writeLong(img, l.l2(), (1L << 63) | l.l2()); // cluster 0 is its own L2 table
-        try (Qcow2Image im = Images.open(img, RW.toBuilder().overlapCheck(OverlapCheckMode.NONE).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, RW.toBuilder().overlapCheck(OverlapCheckMode.NONE).build())) {
             im.write(4096, MemorySegment.ofArray(new byte[512]));
             assertThat(im.isWritable()).isTrue();
         }

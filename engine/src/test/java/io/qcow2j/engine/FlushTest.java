@@ -16,7 +16,7 @@ class FlushTest {
     @Test
     void allocatingWriteThenFlushCostsAtMostTwoSyncs() throws IOException {
         Path img = Qemu.create(dir, "f.qcow2", "cluster_size=65536", "1G");
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).build())) {
             byte[] b = new byte[4096];
             // The first write allocates an L2 table (synced on its own, as QEMU does); flush that away.
             im.write(0, MemorySegment.ofArray(b));
@@ -43,7 +43,7 @@ class FlushTest {
         Path img = Qemu.create(dir, "d.qcow2", "cluster_size=65536", "64M");
         Qemu.io(img, "write -P 0x42 0 32M");
         long before;
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).discardUnmap(true).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).discardUnmap(true).build())) {
             before = im.allocatedBytes();
             im.discard(0, 16L << 20);
             im.flush();
@@ -58,7 +58,7 @@ class FlushTest {
     @Test
     void lazyRefcountsCostOneSyncPerFlushAndACleanCloseClearsTheDirtyBit() throws IOException {
         Path img = Qemu.create(dir, "l.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).build())) {
             byte[] b = new byte[4096];
             im.write(0, MemorySegment.ofArray(b));
             im.flush();
@@ -79,7 +79,7 @@ class FlushTest {
         Path img = Qemu.create(dir, "crash.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
         byte[] b = new byte[65536];
         java.util.Arrays.fill(b, (byte) 0x5c);
-        Qcow2Image crashed = Images.open(img, ImageOptions.builder().readOnly(false).build());
+        Qcow2Image crashed = Images.openQcow2(img, ImageOptions.builder().readOnly(false).build());
         for (int i = 0; i < 8; i++) {
             crashed.write(i * 131072L, MemorySegment.ofArray(b));
         }
@@ -87,7 +87,7 @@ class FlushTest {
         assertThat(MiniJson.at(Qemu.info(img), "dirty-flag")).isEqualTo(Boolean.TRUE);
         String before = Qemu.runExpectingFailure(dir, "qemu-img", "check", "crash.qcow2");
         assertThat(before).contains("ERROR");
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).build())) {
             assertThat(im.warnings()).anyMatch(w -> w.contains("not closed cleanly") && w.contains("refcounts repaired"));
             byte[] r = new byte[65536];
             im.read(7 * 131072L, MemorySegment.ofArray(r));
@@ -101,7 +101,7 @@ class FlushTest {
     @Test
     void lazyRefcountsOffByOptionKeepTheDependency() throws IOException {
         Path img = Qemu.create(dir, "o.qcow2", "cluster_size=65536,lazy_refcounts=on", "1G");
-        try (Qcow2Image im = Images.open(img, ImageOptions.parse("lazy-refcounts=off,read-only=off",
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.parse("lazy-refcounts=off,read-only=off",
                 ImageOptions.defaults()))) {
             im.write(0, MemorySegment.ofArray(new byte[4096]));
             im.flush();
@@ -116,7 +116,7 @@ class FlushTest {
     @Test
     void unsafeModeNeverSyncs() throws IOException {
         Path img = Qemu.create(dir, "u.qcow2", "cluster_size=65536", "1G");
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).cacheMode(CacheMode.UNSAFE).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).cacheMode(CacheMode.UNSAFE).build())) {
             for (int i = 0; i < 10; i++) {
                 im.write(i * 65536L, MemorySegment.ofArray(new byte[4096]));
                 im.flush();

@@ -129,7 +129,7 @@ class ImageCheckFuzzTest {
     /** Opens and checks; returns an {@link Outcome}, or the unexpected throwable. */
     static Object checkOnce(Path img) {
         long before = allocatedBytes();
-        try (Qcow2Image image = Images.open(img, ImageOptions.builder().cacheCleanInterval(0).build())) {
+        try (Qcow2Image image = Images.openQcow2(img, ImageOptions.builder().cacheCleanInterval(0).build())) {
             List<String> lines = new ArrayList<>();
             ImageCheck.Result r = ImageCheck.check(image, lines::add);
             for (String l : lines) {

@@ -122,7 +122,7 @@ class ImageCreatorTest {
             return;
         }
         int backingByte = options.contains("base.qcow2") ? 0x33 : options.contains("base.raw") ? 0x44 : 0;
-        try (Qcow2Image img = Images.open(ours, ImageOptions.defaults()); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Image img = Images.openQcow2(ours, ImageOptions.defaults()); Arena arena = Arena.ofConfined()) {
             assertThat(img.size()).isEqualTo(virtualSize);
             MemorySegment buf = arena.allocate(Math.min(virtualSize, 128 << 10));
             img.read(0, buf);
@@ -172,7 +172,7 @@ class ImageCreatorTest {
         assertThat(((Number) check.get("allocated-clusters")).longValue()).isEqualTo(131072);
         assertThat(((Number) check.get("total-clusters")).longValue()).isEqualTo(131072);
         assertThat(((Number) check.get("image-end-offset")).longValue()).isEqualTo(r.fileSize());
-        try (Qcow2Image img = Images.open(p, ImageOptions.defaults()); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Image img = Images.openQcow2(p, ImageOptions.defaults()); Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(1 << 20);
             for (long at = 0; at < 64L << 20; at += 5L << 20) { // a sample: 13 MiB, through 26624 L2 lookups
                 img.read(at, buf);

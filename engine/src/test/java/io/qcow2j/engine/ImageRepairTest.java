@@ -137,7 +137,7 @@ class ImageRepairTest {
         byte[] b = new byte[4096];
         Arrays.fill(b, (byte) 0x6b);
         long far;
-        try (Qcow2Image im = Images.open(img, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(false).build())) {
             far = Math.min(20 << 20, im.size() - 65536);
             im.write(0, MemorySegment.ofArray(a)); // in place (refcount 1) or copied (shared)
             im.write(65536 + 512, MemorySegment.ofArray(b)); // a cluster shared with the snapshot: copy-on-write
@@ -360,7 +360,7 @@ class ImageRepairTest {
         });
         // A writable open repairs a dirty image by itself, as QEMU does (on a copy: the repairs below need it damaged).
         Path copy = java.nio.file.Files.copy(damaged, dir.resolve("dirty-open.qcow2"));
-        try (Qcow2Image im = Images.open(copy, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(copy, ImageOptions.builder().readOnly(false).build())) {
             assertThat(im.warnings()).anyMatch(w -> w.contains("refcounts repaired (0 leaked clusters freed, 2 refcounts raised)"));
         }
         assertThat(ImagePatcher.of(copy).header.isDirty()).isFalse();
@@ -393,7 +393,7 @@ class ImageRepairTest {
             p.put64(72, p.u64(72) | Qcow2Header.INCOMPAT_CORRUPT);
             p.setRefcount(L2Entry.hostClusterOffset(p.u64(p.l2EntryOffset(0, 1))) >>> 16, 1);
         });
-        assertThatThrownBy(() -> Images.open(img, ImageOptions.builder().readOnly(false).build()))
+        assertThatThrownBy(() -> Images.openQcow2(img, ImageOptions.builder().readOnly(false).build()))
                 .hasMessageContaining("marked corrupt");
         assertThat(repairBoth(img, RepairMode.LEAKS).exit()).isEqualTo(2);
         assertThat(ImagePatcher.of(lastRepaired).header.isCorrupt()).isTrue();
@@ -528,7 +528,7 @@ class ImageRepairTest {
     @Test
     void repairNeedsAnImageOpenedForIt() throws IOException {
         Path img = base("cluster_size=65536");
-        try (Qcow2Image im = Images.open(img, ImageOptions.defaults())) {
+        try (Qcow2Image im = Images.openQcow2(img, ImageOptions.builder().readOnly(true).build())) {
             assertThatThrownBy(() -> ImageCheck.repair(im, RepairMode.ALL, l -> { }))
                     .isInstanceOf(IOException.class).hasMessageContaining("openForRepair");
         }

@@ -42,7 +42,7 @@ class Qcow2ImageRefcountTest {
         Qemu.io(p, "write -P 2 64k 64k");
         long shared = hostOffset(p, 0);
         long copied = hostOffset(p, 65536);
-        try (Qcow2Image img = Images.open(p, ImageOptions.defaults())) {
+        try (Qcow2Image img = Images.openQcow2(p, ImageOptions.defaults())) {
             int cb = img.header().clusterBits();
             assertThat(img.refcount(0)).as("header").isEqualTo(1);
             assertThat(img.refcount(shared >>> cb)).as("shared with the snapshot").isEqualTo(2);
@@ -59,7 +59,7 @@ class Qcow2ImageRefcountTest {
         Qemu.io(p, "write -P 1 1M 64k");
         long written = hostOffset(p, 1 << 20);
         long hole = hostOffset(p, 4 << 20);
-        try (Qcow2Image img = Images.open(p, ImageOptions.defaults())) {
+        try (Qcow2Image img = Images.openQcow2(p, ImageOptions.defaults())) {
             assertThat(img.metadataPreallocated()).isTrue();
             BlockStatus data = img.fileStatus(written, 65536);
             assertThat(data.data()).isTrue();
@@ -77,7 +77,7 @@ class Qcow2ImageRefcountTest {
         // threshold of max(36 * 10 / 9, 36 + 2) = 40.
         Path plain = Qemu.create(dir, "plain.qcow2", null, "8M");
         Qemu.io(plain, "write -P 1 0 2M");
-        try (Qcow2Image img = Images.open(plain, ImageOptions.defaults())) {
+        try (Qcow2Image img = Images.openQcow2(plain, ImageOptions.defaults())) {
             assertThat(img.metadataPreallocated()).isFalse();
         }
     }

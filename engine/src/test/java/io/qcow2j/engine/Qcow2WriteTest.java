@@ -37,8 +37,8 @@ class Qcow2WriteTest {
 
         void apply(Qcow2Image im) throws IOException {
             switch (kind) {
-                case 1 -> im.writeZeroes(offset, length, false);
-                case 2 -> im.writeZeroes(offset, length, true);
+                case 1 -> im.writeZeroes(offset, length);
+                case 2 -> im.writeZeroes(offset, length, ZeroFlag.unmapIf(true));
                 case 3 -> im.discard(offset, length);
                 default -> {
                     byte[] b = new byte[length];
@@ -88,7 +88,7 @@ class Qcow2WriteTest {
         Path theirs = Files.copy(base, dir.resolve("theirs.qcow2"));
         Path ours = Files.copy(base, dir.resolve("ours.qcow2"));
         Qemu.io(theirs, ws.stream().map(W::qemu).toArray(String[]::new));
-        try (Qcow2Image im = Images.open(ours, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(ours, ImageOptions.builder().readOnly(false).build())) {
             for (W w : ws) {
                 w.apply(im);
             }
@@ -116,7 +116,7 @@ class Qcow2WriteTest {
         Path theirs = Files.copy(base, dir.resolve("theirs.qcow2"));
         Path ours = Files.copy(base, dir.resolve("ours.qcow2"));
         Qemu.io(theirs, ws.stream().map(W::qemu).toArray(String[]::new));
-        try (Qcow2Image im = Images.open(ours, ImageOptions.builder().readOnly(false).build())) {
+        try (Qcow2Image im = Images.openQcow2(ours, ImageOptions.builder().readOnly(false).build())) {
             for (W w : ws) {
                 w.apply(im);
             }
@@ -142,7 +142,7 @@ class Qcow2WriteTest {
         Path theirs = Files.copy(base, dir.resolve("theirs.qcow2"));
         Path ours = Files.copy(base, dir.resolve("ours.qcow2"));
         Qemu.io(theirs, ws.stream().map(W::qemu).toArray(String[]::new));
-        try (Qcow2Image im = Images.open(ours, ImageOptions.builder().readOnly(false).l2CacheSize(1024L)
+        try (Qcow2Image im = Images.openQcow2(ours, ImageOptions.builder().readOnly(false).l2CacheSize(1024L)
                 .l2CacheEntrySize(512L).cacheCleanInterval(0).build())) {
             for (W w : ws) {
                 w.apply(im);

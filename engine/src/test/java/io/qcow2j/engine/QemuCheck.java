@@ -91,7 +91,7 @@ record QemuCheck(int exit, Map<String, Object> json, String stderr) {
 
     /** Our check of {@code image}, opened with {@code options}; problem lines go to {@code lines}. */
     static ImageCheck.Result ours(Path image, ImageOptions options, List<String> lines) throws IOException {
-        try (Qcow2Image img = Images.open(image, options)) {
+        try (Qcow2Image img = Images.openQcow2(image, options)) {
             return ImageCheck.check(img, lines::add);
         }
     }

@@ -328,6 +328,7 @@ public final class AlignedFile implements PositionalFile {
      * inside the file is punched out, or written with zeros where holes cannot be punched either. Like an
      * unaligned direct write, the fallback must not race with writes to the same range or past the end.
      */
+    @Override
     public void zeroRange(long offset, long length) throws IOException {
         ensureOpen();
         requireWritable();
@@ -358,6 +359,32 @@ public final class AlignedFile implements PositionalFile {
         if (offset + length > size) {
             LibC.ftruncate(fd, offset + length);
         }
+    }
+
+    /**
+     * {@code FALLOC_FL_ZERO_RANGE} (keeps the blocks allocated), else a punched hole; false where the file
+     * system supports neither. The range must lie inside the file.
+     */
+    @Override
+    public boolean zeroRangeFast(long offset, long length) throws IOException {
+        ensureOpen();
+        requireWritable();
+        if (length == 0) {
+            return true;
+        }
+        checkRange(offset, length);
+        for (int mode : new int[] {Platform.FALLOC_FL_ZERO_RANGE | Platform.FALLOC_FL_KEEP_SIZE,
+                Platform.FALLOC_FL_PUNCH_HOLE | Platform.FALLOC_FL_KEEP_SIZE}) {
+            try {
+                LibC.fallocate(fd, mode, offset, length);
+                return true;
+            } catch (ErrnoException e) {
+                if (e.errno() != Errno.EOPNOTSUPP) {
+                    throw e;
+                }
+            }
+        }
+        return false;
     }
 
     private void writeZeros(long offset, long length) throws IOException {

@@ -57,6 +57,16 @@ public abstract class ForwardingFile implements PositionalFile {
     }
 
     @Override
+    public void zeroRange(long offset, long length) throws IOException {
+        delegate.zeroRange(offset, length);
+    }
+
+    @Override
+    public boolean zeroRangeFast(long offset, long length) throws IOException {
+        return delegate.zeroRangeFast(offset, length);
+    }
+
+    @Override
     public long seekData(long offset) throws IOException {
         return delegate.seekData(offset);
     }

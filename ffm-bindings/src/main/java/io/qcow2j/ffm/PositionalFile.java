@@ -44,6 +44,27 @@ public interface PositionalFile extends AutoCloseable {
     /** Deallocates a range: it reads back zeros; the size does not change. */
     void punchHole(long offset, long length) throws IOException;
 
+    /**
+     * Makes a range read as zeros, by the file system where it can (zero range, else punching a hole), else by
+     * writing zeros; a range past the end extends the file. The default writes zeros.
+     */
+    default void zeroRange(long offset, long length) throws IOException {
+        long chunk = Math.min(length, 1 << 20);
+        MemorySegment zeros = MemorySegment.ofArray(new byte[(int) Math.max(chunk, 0)]);
+        for (long done = 0; done < length; done += chunk) {
+            write(offset + done, zeros.asSlice(0, Math.min(chunk, length - done)));
+        }
+    }
+
+    /**
+     * Makes a range inside the file read as zeros by the file system alone ({@code FALLOC_FL_ZERO_RANGE}, else
+     * punching a hole), without writing data. Returns false, having changed nothing, where the file system can
+     * do neither. The default can do neither.
+     */
+    default boolean zeroRangeFast(long offset, long length) throws IOException {
+        return false;
+    }
+
     /** First offset ≥ {@code offset} holding data, or -1 if none before the end. */
     long seekData(long offset) throws IOException;
 

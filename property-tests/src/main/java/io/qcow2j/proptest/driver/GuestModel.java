@@ -1,6 +1,6 @@
 package io.qcow2j.proptest.driver;
 
-import io.qcow2j.engine.BlockDevice;
+import io.qcow2j.engine.Disk;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -98,7 +98,7 @@ public final class GuestModel {
      * Reads {@code [offset, offset+length)} from {@code image} and compares it with the model, skipping the
      * bytes in {@code skip} (may be null); fails with the first difference.
      */
-    public void verify(BlockDevice image, long offset, long length, IntervalSet skip, String context)
+    public void verify(Disk image, long offset, long length, IntervalSet skip, String context)
             throws IOException {
         byte[] got = new byte[Math.toIntExact(length)];
         image.read(offset, MemorySegment.ofArray(got));

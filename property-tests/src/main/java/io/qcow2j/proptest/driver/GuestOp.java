@@ -1,6 +1,7 @@
 package io.qcow2j.proptest.driver;
 
 import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.ZeroFlag;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;
@@ -50,7 +51,7 @@ public sealed interface GuestOp {
     record WriteZeroes(long offset, long length, boolean unmap) implements GuestOp {
         @Override
         public void apply(Qcow2Image image) throws IOException {
-            image.writeZeroes(offset, length, unmap);
+            image.writeZeroes(offset, length, ZeroFlag.unmapIf(unmap));
         }
 
         @Override

@@ -208,7 +208,7 @@ final class CrashChecker {
             writes.add(n == 3 ? new GuestOp.WriteZeroes(off & -(long) cs, Math.min(2L * cs, image.size() - (off & -(long) cs)), true)
                     : new GuestOp.Write(off, len, rnd.nextLong()));
         }
-        try (Qcow2Image img = Images.open(file, WRITE)) {
+        try (Qcow2Image img = Images.openQcow2(file, WRITE)) {
             for (GuestOp w : writes) {
                 w.apply(img);
                 w.apply(after);
@@ -217,7 +217,7 @@ final class CrashChecker {
             throw new AssertionError(context + ": writing to the crash image after the crash failed: " + e, e);
         }
         QemuImg.requireConsistent(file, context + ", then written after the crash: " + writes);
-        try (Qcow2Image img = Images.open(file, READ)) {
+        try (Qcow2Image img = Images.openQcow2(file, READ)) {
             byte[] buf = new byte[(int) image.size()];
             img.read(0, MemorySegment.ofArray(buf));
             for (GuestOp w : writes) {

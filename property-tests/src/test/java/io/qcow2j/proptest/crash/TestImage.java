@@ -68,7 +68,7 @@ record TestImage(Path top, byte[] topBytes, Path backing, byte[] backingBytes, b
             guest = QemuImg.guestContent(top);
         }
         byte[] topBytes = Files.readAllBytes(top);
-        try (Qcow2Image img = Images.open(top, ImageOptions.defaults())) {
+        try (Qcow2Image img = Images.openQcow2(top, ImageOptions.defaults())) {
             return new TestImage(top, topBytes, backing, backingBytes, guest, img.header().clusterSize(),
                     img.header().version(), img.size());
         }
@@ -81,7 +81,7 @@ record TestImage(Path top, byte[] topBytes, Path backing, byte[] backingBytes, b
 
     /** Opens the image with {@code file} as the image file and the backing file (if any) in memory. */
     Qcow2Image open(PositionalFile file, ImageOptions options) throws IOException {
-        return Images.open(top, options, (p, mode, writable) -> {
+        return Images.openQcow2(top, options, (p, mode, writable) -> {
             if (p.equals(top)) {
                 return file;
             }
@@ -94,6 +94,6 @@ record TestImage(Path top, byte[] topBytes, Path backing, byte[] backingBytes, b
 
     /** Opens the image file {@code path} (in the same folder: the backing file resolves) from disk. */
     Qcow2Image openFile(Path path, ImageOptions options) throws IOException {
-        return Images.open(path, options);
+        return Images.openQcow2(path, options);
     }
 }

@@ -63,7 +63,7 @@ class CloseTest {
     void aWriteInFlightWhenCloseStartsIsKept() throws Exception {
         Path file = QemuImg.create(dir, "inflight.qcow2", "cluster_size=65536", 16L << 20);
         HoldingFile[] hf = new HoldingFile[1];
-        Qcow2Image img = Images.open(file, ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build(),
+        Qcow2Image img = Images.openQcow2(file, ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build(),
                 (p, mode, w) -> {
                     PositionalFile f = new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w));
                     return w ? (hf[0] = new HoldingFile(f)) : f;
@@ -97,7 +97,7 @@ class CloseTest {
         writer.get(30, TimeUnit.SECONDS); // the write returned: it succeeded
         closer.get(30, TimeUnit.SECONDS);
         QemuImg.requireClean(file, "a write in flight when close started");
-        try (Qcow2Image again = Images.open(file, ImageOptions.defaults())) {
+        try (Qcow2Image again = Images.openQcow2(file, ImageOptions.defaults())) {
             byte[] got = new byte[data.length];
             again.read(65536, MemorySegment.ofArray(got));
             assertThat(Arrays.mismatch(got, data)).as("the write that returned before close returned is in the image")

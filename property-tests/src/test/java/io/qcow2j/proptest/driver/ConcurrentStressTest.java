@@ -1,6 +1,7 @@
 package io.qcow2j.proptest.driver;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import io.qcow2j.engine.ZeroFlag;
 
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
@@ -77,7 +78,7 @@ class ConcurrentStressTest {
             opts += ",backing_file=back.raw,backing_fmt=raw";
         }
         Path file = QemuImg.create(dir, "stress.qcow2", opts, SIZE);
-        try (Qcow2Image img = Images.open(file, ImageOptions.defaults())) {
+        try (Qcow2Image img = Images.openQcow2(file, ImageOptions.defaults())) {
             return new Image(file, initial, img.header().clusterSize());
         }
     }
@@ -92,7 +93,7 @@ class ConcurrentStressTest {
 
     /** Opens with syncs skipped (counted): this test is about threads, not durability. */
     private static Qcow2Image open(Path file, ImageOptions options) throws IOException {
-        return Images.open(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
+        return Images.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
     }
 
     /** A sector of the shared range holding {@code tag} (8 bytes, repeated); tag 0 is all zeros. */
@@ -214,7 +215,7 @@ class ConcurrentStressTest {
                     System.arraycopy(b, 0, model, (int) off, b.length);
                     n[0]++;
                 } else if (op < 9) {
-                    img.writeZeroes(from + off, len, rnd.nextBoolean());
+                    img.writeZeroes(from + off, len, ZeroFlag.unmapIf(rnd.nextBoolean()));
                     Arrays.fill(model, (int) off, (int) (off + len), (byte) 0);
                     n[1]++;
                 } else {
@@ -255,7 +256,7 @@ class ConcurrentStressTest {
                     for (int s = 0; s < count; s++) {
                         written.get(first + s).add(0L);
                     }
-                    img.writeZeroes(off, count * 512L, rnd.nextBoolean());
+                    img.writeZeroes(off, count * 512L, ZeroFlag.unmapIf(rnd.nextBoolean()));
                 } else {
                     long a = (off + cs - 1) & -(long) cs;
                     long end = off + count * 512L;
@@ -323,7 +324,7 @@ class ConcurrentStressTest {
         byte[] expected = im.initial().clone();
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         RendezvousFile[] file = new RendezvousFile[1];
-        try (Qcow2Image img = Images.open(im.file(), options("default"), (p, mode, w) -> {
+        try (Qcow2Image img = Images.openQcow2(im.file(), options("default"), (p, mode, w) -> {
             PositionalFile f = new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w));
             return w ? (file[0] = new RendezvousFile(f)) : f;
         })) {

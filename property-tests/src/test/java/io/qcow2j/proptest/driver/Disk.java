@@ -33,7 +33,7 @@ final class Disk implements AutoCloseable {
 
     /** Opens the image; its syncs are counted but skipped: this property is not about durability. */
     static Qcow2Image open(Path file, ImageOptions options) throws IOException {
-        return Images.open(file, options, (p, mode, writable) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, writable)));
+        return Images.openQcow2(file, options, (p, mode, writable) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, writable)));
     }
 
     /** A fresh copy of {@code config}'s template in a new folder under {@code root}, opened. */

@@ -1,6 +1,7 @@
 package io.qcow2j.proptest.driver;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import io.qcow2j.engine.ZeroFlag;
 
 import io.qcow2j.engine.BlockStatus;
 import io.qcow2j.engine.ImageOptions;
@@ -101,7 +102,7 @@ class OptimisticReadStressTest {
             pattern(buf, at, 0, len);
             img.write(at, MemorySegment.ofArray(buf).asSlice(0, len));
             switch (kind) {
-                case 4 -> img.writeZeroes(at, cs, false);
+                case 4 -> img.writeZeroes(at, cs);
                 case 5 -> img.discard(at, cs);
                 default -> System.arraycopy(buf, 0, expected, (int) at, len);
             }
@@ -110,7 +111,7 @@ class OptimisticReadStressTest {
     }
 
     private static Qcow2Image open(Path file, ImageOptions options) throws IOException {
-        return Images.open(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
+        return Images.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
     }
 
     private static ImageOptions tiny(Geometry g) {
@@ -226,7 +227,7 @@ class OptimisticReadStressTest {
                     len = 1 + rnd.nextInt(6 * csz);
                     off = rnd.nextLong(z.model().length - len + 1);
                     if (rnd.nextBoolean()) {
-                        img.writeZeroes(z.from() + off, len, rnd.nextBoolean());
+                        img.writeZeroes(z.from() + off, len, ZeroFlag.unmapIf(rnd.nextBoolean()));
                         Arrays.fill(z.model(), (int) off, (int) (off + len), (byte) 0);
                     } else {
                         img.discard(z.from() + off, len);
@@ -425,7 +426,7 @@ class OptimisticReadStressTest {
             // and after the close, every request is refused the same way
             for (Body call : List.<Body>of(() -> img.read(0, MemorySegment.ofArray(new byte[512])),
                     () -> img.write(w.from(), MemorySegment.ofArray(new byte[512])),
-                    () -> img.writeZeroes(w.from(), 512, false), () -> img.discard(w.from(), 1 << 20))) {
+                    () -> img.writeZeroes(w.from(), 512), () -> img.discard(w.from(), 1 << 20))) {
                 try {
                     call.run();
                     throw new AssertionError("a request after close succeeded");
