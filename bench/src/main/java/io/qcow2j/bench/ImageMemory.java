@@ -1,9 +1,9 @@
 package io.qcow2j.bench;
 
+import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
-import io.qcow2j.engine.cache.CacheSizes;
+import io.qcow2j.engine.Qcow2Disk;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -31,13 +31,13 @@ public final class ImageMemory {
         }
         ImageOptions opts = ImageOptions.parse(args[1], ImageOptions.builder().readOnly(true).build());
         System.gc();
-        try (Qcow2Image im = Images.openQcow2(Path.of(args[0]), opts); Arena arena = Arena.ofConfined()) {
+        try (Qcow2Disk im = Images.openQcow2(Path.of(args[0]), opts); Arena arena = Arena.ofConfined()) {
             long open = Rss.self();
-            CacheSizes sizes = im.cacheSizes();
+            CacheStats sizes = im.l2CacheStatistics();
             int cluster = im.header().geometry().clusterSize();
             int entryBytes = im.header().geometry().l2EntrySize();
-            long stride = (long) sizes.l2EntrySize() / entryBytes * cluster; // guest bytes one L2 slice maps
-            long reads = Math.min(sizes.l2Tables(), im.size() / stride);
+            long stride = (long) sizes.entrySize() / entryBytes * cluster; // guest bytes one L2 slice maps
+            long reads = Math.min(sizes.entries(), im.size() / stride);
             MemorySegment buf = arena.allocate(4096, 4096);
             for (long i = 0; i < reads; i++) {
                 im.read(i * stride, buf);

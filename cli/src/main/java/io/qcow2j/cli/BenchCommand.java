@@ -1,11 +1,11 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
-import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
 import io.qcow2j.ffm.PositionalFile;
@@ -166,7 +166,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    private Qcow2Image image;
+    private Qcow2Disk image;
 
     private Target open(CacheMode mode) throws IOException {
         ImageOptions base = ImageOptions.builder().cacheMode(mode).readOnly(!write).build();
@@ -220,7 +220,7 @@ public final class BenchCommand implements Callable<Integer> {
         if (!format.equals("qcow2")) {
             throw new IllegalArgumentException("Unknown file format '" + format + "' (qcow2 or raw)");
         }
-        Qcow2Image im = Images.openQcow2(Path.of(file), opts);
+        Qcow2Disk im = Images.openQcow2(Path.of(file), opts);
         for (String w : im.warnings()) {
             spec.commandLine().getErr().println("qcow2j: warning: " + w);
         }
@@ -251,7 +251,7 @@ public final class BenchCommand implements Callable<Integer> {
     private long rawSyncs;
     private Map<String, Object> stats;
 
-    private static Map<String, Object> snapshot(Qcow2Image im) {
+    private static Map<String, Object> snapshot(Qcow2Disk im) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("l2-cache", cacheStats(im.l2CacheStatistics()));
         m.put("refcount-cache", cacheStats(im.refcountCacheStatistics()));
@@ -259,7 +259,7 @@ public final class BenchCommand implements Callable<Integer> {
         return m;
     }
 
-    private static Map<String, Object> cacheStats(CacheStatistics.Snapshot s) {
+    private static Map<String, Object> cacheStats(CacheStats s) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("hits", s.hits());
         m.put("misses", s.misses());
@@ -393,7 +393,7 @@ public final class BenchCommand implements Callable<Integer> {
             } else {
                 m.put("syncs", rawSyncs);
             }
-            out.println(Json.pretty(m));
+            out.println(JsonWriter.pretty(m));
             out.flush();
             return;
         }

@@ -1,10 +1,13 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
-import io.qcow2j.engine.ImageCheck;
+import io.qcow2j.engine.CheckResult;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
+import io.qcow2j.engine.RepairFailedException;
+import io.qcow2j.engine.RepairMode;
+import io.qcow2j.engine.RepairResult;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -27,7 +30,7 @@ import picocli.CommandLine.Parameters;
  * (the image cannot be opened, the metadata cannot be followed, or check errors), 2 corruptions, 3 leaked
  * clusters only, 63 for an image that is not qcow2 (qemu-img: "This image format does not support checks").
  * With {@code -r} the image is opened read/write (even when marked dirty or corrupt) and repaired by
- * {@link ImageCheck#repair}; when anything was repaired, what was is listed and the image is checked again,
+ * {@link Qcow2Disk#repair}; when anything was repaired, what was is listed and the image is checked again,
  * and that check decides the output and the exit status, as in qemu-img.
  */
 @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
@@ -72,11 +75,11 @@ final class CheckCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        ImageCheck.RepairMode mode = null;
+        RepairMode mode = null;
         if (repair != null) {
             mode = switch (repair) {
-                case "leaks" -> ImageCheck.RepairMode.LEAKS;
-                case "all" -> ImageCheck.RepairMode.ALL;
+                case "leaks" -> RepairMode.LEAKS;
+                case "all" -> RepairMode.ALL;
                 default -> throw new IllegalArgumentException(
                         "Unknown option value for -r (expecting 'leaks' or 'all'): " + repair);
             };
@@ -113,15 +116,15 @@ final class CheckCommand implements Callable<Integer> {
             throw new IllegalArgumentException("Could not open '" + image
                     + "': force-share=on can only be used with read-only images");
         }
-        ImageCheck.Result r;
+        CheckResult r;
         long leaksFixed = 0;
         long corruptionsFixed = 0;
-        try (Qcow2Image img = mode != null ? Images.openForRepair(path, options) : Images.openQcow2(path, options)) {
+        try (Qcow2Disk img = mode != null ? Images.openForRepair(path, options) : Images.openQcow2(path, options)) {
             try {
                 if (mode == null) {
-                    r = ImageCheck.check(img, err::println);
+                    r = img.check(err::println);
                 } else {
-                    ImageCheck.RepairResult rr = ImageCheck.repair(img, mode, err::println);
+                    RepairResult rr = img.repair(mode, err::println);
                     r = rr.result();
                     if (rr.repairedAnything()) {
                         leaksFixed = rr.leaksFixed();
@@ -133,13 +136,13 @@ final class CheckCommand implements Callable<Integer> {
                                     + "Double checking the fixed image now...\n");
                             out.flush();
                         }
-                        r = ImageCheck.check(img, err::println);
+                        r = img.check(err::println);
                     }
                 }
             } catch (IOException e) {
                 err.flush();
                 // qemu-img names only the errno of a repair that failed
-                err.println("qcow2j: Check failed: " + (e instanceof ImageCheck.RepairFailedException
+                err.println("qcow2j: Check failed: " + (e instanceof RepairFailedException
                         ? "Input/output error" : Main.describe(e)));
                 err.flush();
                 return 1;
@@ -147,10 +150,10 @@ final class CheckCommand implements Callable<Integer> {
         }
         err.flush();
         // qemu-img names the image as it was given (with --image-opts: the whole option string).
-        r = new ImageCheck.Result(image, r.format(), r.checkErrors(), r.corruptions(), r.leaks(), r.imageEndOffset(),
+        r = new CheckResult(image, r.format(), r.checkErrors(), r.corruptions(), r.leaks(), r.imageEndOffset(),
                 r.totalClusters(), r.allocatedClusters(), r.fragmentedClusters(), r.compressedClusters());
         if (!quiet) {
-            out.print(json ? Json.pretty(jsonFields(r, leaksFixed, corruptionsFixed)) + "\n" : human(r));
+            out.print(json ? JsonWriter.pretty(jsonFields(r, leaksFixed, corruptionsFixed)) + "\n" : human(r));
             out.flush();
         }
         if (r.checkErrors() != 0) {
@@ -174,7 +177,7 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     /** {@code qemu-img check}'s human summary. */
-    static String human(ImageCheck.Result r) {
+    static String human(CheckResult r) {
         StringBuilder sb = new StringBuilder();
         if (r.isClean()) {
             sb.append("No errors were found on the image.\n");
@@ -212,12 +215,12 @@ final class CheckCommand implements Callable<Integer> {
      * The JSON object qemu-img prints: a field only when it is not zero (check-errors, filename and format
      * always), in the order qemu-img's QDict hash table yields them (fixed for this set of names).
      */
-    static Map<String, Object> jsonFields(ImageCheck.Result r) {
+    static Map<String, Object> jsonFields(CheckResult r) {
         return jsonFields(r, 0, 0);
     }
 
-    /** As {@link #jsonFields(ImageCheck.Result)}, with what a repair fixed ({@code -r}). */
-    static Map<String, Object> jsonFields(ImageCheck.Result r, long leaksFixed, long corruptionsFixed) {
+    /** As {@link #jsonFields(CheckResult)}, with what a repair fixed ({@code -r}). */
+    static Map<String, Object> jsonFields(CheckResult r, long leaksFixed, long corruptionsFixed) {
         Map<String, Object> m = new LinkedHashMap<>();
         putNonZero(m, "image-end-offset", r.imageEndOffset());
         putNonZero(m, "compressed-clusters", r.compressedClusters());

@@ -1,10 +1,9 @@
 package io.qcow2j.cli;
 
-import io.qcow2j.engine.ChainStatus;
-
 import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.ChainStatus;
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
@@ -131,7 +130,7 @@ final class ConvertCommand implements Callable<Integer> {
 
     static void convert(ImageSource.Chain chain, Path dst, CacheMode cache, String prealloc, Progress progress)
             throws IOException {
-        Qcow2Image img = chain.top();
+        Qcow2Disk img = chain.top();
         long size = img.size();
         IoMode mode = cache == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
         if (Files.isDirectory(dst)) {
@@ -175,7 +174,7 @@ final class ConvertCommand implements Callable<Integer> {
     }
 
     /** Reads a data extent and writes its blocks that are not all zeros; zero blocks stay holes. */
-    private static void copy(Qcow2Image img, AlignedFile out, long start, long length, MemorySegment buf,
+    private static void copy(Qcow2Disk img, AlignedFile out, long start, long length, MemorySegment buf,
             MemorySegment zeros, CacheMode cache, Progress progress, long size) throws IOException {
         long pos = start;
         long end = start + length;

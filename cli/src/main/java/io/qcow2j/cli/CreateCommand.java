@@ -1,7 +1,7 @@
 package io.qcow2j.cli;
 
-import io.qcow2j.engine.ImageCreator;
-import io.qcow2j.engine.ImageCreator.Options;
+import io.qcow2j.engine.CreateOptions;
+import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Sizes;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -19,7 +19,7 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code qcow2j create}: {@code qemu-img create -f qcow2} with its syntax, its "Formatting" line and its
- * messages. The work is {@link ImageCreator}'s; this class reads the command line and prints.
+ * messages. The work is {@link Images#create}'s; this class reads the command line and prints.
  *
  * <p>As in qemu-img: several {@code -o} are joined; {@code -b}/{@code -F} win over {@code -o backing_file}/
  * {@code backing_fmt}; {@code -o help} lists the options; the size may be omitted with a backing file
@@ -83,7 +83,7 @@ final class CreateCommand implements Callable<Integer> {
         Long sizeArgument = size == null ? null : parseSize(size);
         Path path = Path.of(image);
         try {
-            Map<String, String> given = ImageCreator.splitOptions(text);
+            Map<String, String> given = CreateOptions.splitOptions(text);
             if (sizeArgument != null && given.containsKey("size")) {
                 throw new IllegalArgumentException("The image size must be specified only once");
             }
@@ -94,15 +94,15 @@ final class CreateCommand implements Callable<Integer> {
                     typed.append(escape(k)).append('=').append(escape(v)).append(',');
                 }
             });
-            Options early = ImageCreator.resolveBacking(path, overrides(ImageCreator.parse(typed.toString(),
-                    Options.defaults()), sizeArgument));
+            CreateOptions early = overrides(CreateOptions.parse(typed.toString(), CreateOptions.defaults()),
+                    sizeArgument).resolveBacking(path);
             if (!quiet) {
                 out.print(formattingLine(image, given, early) + "\n");
                 out.flush();
             }
-            Options o = overrides(ImageCreator.parse(text, Options.defaults()), sizeArgument).toBuilder()
+            CreateOptions o = overrides(CreateOptions.parse(text, CreateOptions.defaults()), sizeArgument).toBuilder()
                     .size(early.size()).build();
-            ImageCreator.create(path, o);
+            Images.create(path, o);
         } catch (IllegalArgumentException | IOException e) {
             throw new Failure(image + ": " + Main.describe(e), e);
         }
@@ -110,8 +110,8 @@ final class CreateCommand implements Callable<Integer> {
     }
 
     /** The SIZE argument and -b, -F, -u over the -o options. */
-    private Options overrides(Options o, Long sizeArgument) {
-        Options.Builder b = o.toBuilder();
+    private CreateOptions overrides(CreateOptions o, Long sizeArgument) {
+        CreateOptions.Builder b = o.toBuilder();
         if (sizeArgument != null) {
             b.size(sizeArgument);
         }
@@ -128,7 +128,7 @@ final class CreateCommand implements Callable<Integer> {
      * qemu-img's line, its options in qemu-img's order: the numbers as read, the other values as given
      * (with {@code ,,} for a comma), the defaults qemu-img shows, and the options it shows only when given.
      */
-    static String formattingLine(String image, Map<String, String> given, Options o) {
+    static String formattingLine(String image, Map<String, String> given, CreateOptions o) {
         StringBuilder s = new StringBuilder("Formatting '").append(image).append("', fmt=qcow2");
         s.append(" cluster_size=").append(o.clusterSize());
         s.append(" extended_l2=").append(escape(given.getOrDefault("extended_l2", "off")));
@@ -167,7 +167,7 @@ final class CreateCommand implements Callable<Integer> {
 
     static String help() {
         StringBuilder s = new StringBuilder("Supported qcow2 options:\n");
-        for (ImageCreator.OptionHelp h : ImageCreator.supportedOptions()) {
+        for (CreateOptions.OptionHelp h : CreateOptions.supportedOptions()) {
             s.append(String.format("  %-22s - %s\n", h.name() + "=<" + h.type() + ">", h.description()));
         }
         return s.toString();

@@ -1,11 +1,11 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.BlockStatus;
-import io.qcow2j.engine.ImageCheck;
-import io.qcow2j.engine.ImageCreator;
+import io.qcow2j.engine.CheckResult;
+import io.qcow2j.engine.CreateOptions;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -56,12 +56,12 @@ public final class DemoCommand implements Callable<Integer> {
         long virtualSize = Sizes.parse("size", size);
         try {
             long t0 = System.nanoTime();
-            ImageCreator.create(image, ImageCreator.Options.builder().size(virtualSize).build());
+            Images.create(image, CreateOptions.builder().size(virtualSize).build());
             out.printf("1. created %s: %s virtual, 64 KiB clusters, qcow2 v3%n", image, Sizes.human(virtualSize));
             ImageOptions options = ImageOptions.parse(cacheOptions, ImageOptions.builder().readOnly(false).build());
             byte[] model;
             int modelSize = (int) Math.min(virtualSize, 64L << 20);
-            try (Qcow2Image im = Images.openQcow2(image, options)) {
+            try (Qcow2Disk im = Images.openQcow2(image, options)) {
                 model = new byte[modelSize];
                 SplittableRandom rnd = new SplittableRandom(2026);
                 long written = 0;
@@ -88,7 +88,7 @@ public final class DemoCommand implements Callable<Integer> {
                 out.printf("   L2 cache while writing: %d misses, %d evictions, %d tables written back%n", w.misses(),
                         w.evictions(), w.writebacks());
             }
-            try (Qcow2Image im = Images.openQcow2(image, options.toBuilder().readOnly(true).build());
+            try (Qcow2Disk im = Images.openQcow2(image, options.toBuilder().readOnly(true).build());
                     Arena arena = Arena.ofConfined()) {
                 MemorySegment buf = arena.allocate(1 << 20, 4096);
                 for (int off = 0; off < modelSize; off += buf.byteSize()) {
@@ -114,12 +114,12 @@ public final class DemoCommand implements Callable<Integer> {
                     pos += st.length();
                 }
                 out.printf("4. map: %d extents, %s of data, the rest zeros or unallocated%n", extents, Sizes.human(data));
-                ImageCheck.Result r = ImageCheck.check(im, line -> out.println("   " + line));
+                CheckResult r = im.check(line -> out.println("   " + line));
                 out.printf("5. check: %s (%d/%d clusters allocated, image end offset %d)%n",
                         r.isClean() ? "no errors were found on the image" : "PROBLEMS FOUND",
                         r.allocatedClusters(), r.totalClusters(), r.imageEndOffset());
-                out.println("6. caches while reading (" + im.cacheSizes().l2Tables() + " L2 slices of "
-                        + im.cacheSizes().l2EntrySize() + " bytes, " + options.tableStore().name().toLowerCase(Locale.ROOT).replace('_', '-')
+                out.println("6. caches while reading (" + im.l2CacheStatistics().entries() + " L2 slices of "
+                        + im.l2CacheStatistics().entrySize() + " bytes, " + options.tableStore().name().toLowerCase(Locale.ROOT).replace('_', '-')
                         + " store):");
                 out.println("   L2 cache:       " + im.l2CacheStatistics());
                 out.println("   refcount cache: " + im.refcountCacheStatistics());

@@ -1,10 +1,10 @@
 package io.qcow2j.cli;
 
-import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
@@ -117,7 +117,7 @@ final class ImageSource {
 
     private static Chain openChain(String name, ImageOptions options) {
         checkQcow2File(name);
-        Qcow2Image top;
+        Qcow2Disk top;
         try {
             top = Images.openQcow2(Path.of(name), options.toBuilder().readOnly(true).build());
         } catch (NoSuchFileException e) {
@@ -218,8 +218,8 @@ final class ImageSource {
     }
 
     /** An open image and its backing chain, each with the name {@code qemu-img} shows for it. */
-    record Chain(Qcow2Image top, List<Disk> layers, List<String> names) implements AutoCloseable {
-        static Chain of(Qcow2Image top, String name) {
+    record Chain(Qcow2Disk top, List<Disk> layers, List<String> names) implements AutoCloseable {
+        static Chain of(Qcow2Disk top, String name) {
             List<Disk> layers = new ArrayList<>();
             List<String> names = new ArrayList<>();
             Disk d = top;
@@ -227,7 +227,7 @@ final class ImageSource {
             while (d != null) {
                 layers.add(d);
                 names.add(n);
-                if (d instanceof Qcow2Image q && q.header().backingFileName().isPresent()) {
+                if (d instanceof Qcow2Disk q && q.header().backingFileName().isPresent()) {
                     n = pathCombine(n, q.header().backingFileName().get());
                 }
                 d = d.backing().orElse(null);

@@ -2,7 +2,6 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Sizes;
-import io.qcow2j.engine.cache.CacheSizes;
 import io.qcow2j.engine.format.BitmapsExtension;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
@@ -72,7 +71,7 @@ final class InfoCommand implements Callable<Integer> {
         List<Map<String, Object>> infos = s.relabel(() -> collect(s.filename(), s.options(), backingChain));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {
-            out.print(Json.pretty(backingChain ? infos : infos.get(0)) + "\n");
+            out.print(JsonWriter.pretty(backingChain ? infos : infos.get(0)) + "\n");
         } else {
             for (int i = 0; i < infos.size(); i++) {
                 if (i > 0) {
@@ -164,8 +163,7 @@ final class InfoCommand implements Callable<Integer> {
                 snapshots = SnapshotTable.read(f, h);
                 bitmaps = bitmaps(f, h);
                 if (options != null) {
-                    CacheSizes.resolve(options.l2CacheSize(), options.refcountCacheSize(), options.cacheSize(),
-                            options.l2CacheEntrySize(), h.clusterSize(), h.size(), h.geometry().l2EntrySize());
+                    options.checkCacheSizes(h);
                 }
             } catch (Qcow2FormatException | IllegalArgumentException e) {
                 throw new ImageSource.OpenFailure(name, ImageSource.reason(name, e), false, e);
@@ -340,7 +338,7 @@ final class InfoCommand implements Callable<Integer> {
             sb.append("Format specific information:\n");
             @SuppressWarnings("unchecked")
             Map<String, ?> d = (Map<String, ?>) data;
-            sb.append(Json.human(d, 1));
+            sb.append(JsonWriter.human(d, 1));
         }
         return sb.toString();
     }

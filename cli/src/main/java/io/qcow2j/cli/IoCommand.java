@@ -1,11 +1,10 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
+import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
-import io.qcow2j.engine.cache.CacheSizes;
-import io.qcow2j.engine.cache.CacheStatistics;
+import io.qcow2j.engine.Qcow2Disk;
 import java.io.BufferedOutputStream;
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -135,7 +134,7 @@ public final class IoCommand implements Callable<Integer> {
                         ? "format '" + format + "' is not supported (qcow2j opens qcow2 images)"
                         : "Unknown driver '" + format + "'"));
             }
-            Qcow2Image img;
+            Qcow2Disk img;
             try {
                 if (Files.isDirectory(Path.of(filename))) {
                     return fail(err, prefix + "Could not open '" + filename + "': Is a directory");
@@ -150,7 +149,7 @@ public final class IoCommand implements Callable<Integer> {
         }
     }
 
-    private int runCommands(Qcow2Image img, boolean ro, PrintStream out, PrintStream err) {
+    private int runCommands(Qcow2Disk img, boolean ro, PrintStream out, PrintStream err) {
         IoShell shell = new IoShell(img, ro, out, err, PROGRAM, System::nanoTime);
         int warned = printWarnings(img, 0, out, err);
         boolean failed = false;
@@ -184,7 +183,7 @@ public final class IoCommand implements Callable<Integer> {
     }
 
     /** qemu-io without {@code -c}: a prompt, then one command per line until the end of the input or quit. */
-    private boolean runStdin(IoShell shell, Qcow2Image img, int warned, PrintStream out, PrintStream err) {
+    private boolean runStdin(IoShell shell, Qcow2Disk img, int warned, PrintStream out, PrintStream err) {
         boolean failed = false;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, Charset.defaultCharset()));
         try {
@@ -208,25 +207,24 @@ public final class IoCommand implements Callable<Integer> {
         return failed;
     }
 
-    private static void printCacheStats(Qcow2Image img, PrintStream out, PrintStream err) {
+    private static void printCacheStats(Qcow2Disk img, PrintStream out, PrintStream err) {
         out.flush();
-        CacheSizes sizes = img.cacheSizes();
+        CacheStats l2 = img.l2CacheStatistics();
+        CacheStats rc = img.refcountCacheStatistics();
         err.print("cache statistics of " + img.filename() + ":\n");
-        err.print("  L2 cache:       " + sizes.l2Tables() + " entries of " + sizes.l2EntrySize() + " bytes; "
-                + stats(img.l2CacheStatistics()) + "\n");
-        err.print("  refcount cache: " + sizes.refcountBlocks() + " entries of " + img.header().clusterSize()
-                + " bytes; " + stats(img.refcountCacheStatistics()) + "\n");
+        err.print("  L2 cache:       " + l2.entries() + " entries of " + l2.entrySize() + " bytes; " + stats(l2) + "\n");
+        err.print("  refcount cache: " + rc.entries() + " entries of " + rc.entrySize() + " bytes; " + stats(rc) + "\n");
         err.print("  fdatasync calls: " + img.syncCount() + "\n");
         err.flush();
     }
 
-    private static String stats(CacheStatistics.Snapshot s) {
+    private static String stats(CacheStats s) {
         return String.format(Locale.ROOT, "hits %d, misses %d, loads %d, evictions %d, write-backs %d",
                 s.hits(), s.misses(), s.loads(), s.evictions(), s.writebacks());
     }
 
     /** Prints the image's warnings from the {@code from}-th on; returns how many there are now. */
-    private static int printWarnings(Qcow2Image img, int from, PrintStream out, PrintStream err) {
+    private static int printWarnings(Qcow2Disk img, int from, PrintStream out, PrintStream err) {
         List<String> w = img.warnings();
         if (w.size() > from) {
             out.flush();

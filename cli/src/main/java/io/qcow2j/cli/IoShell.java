@@ -1,13 +1,13 @@
 package io.qcow2j.cli;
 
-import static io.qcow2j.cli.IoArgs.EINVAL;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.ZeroFlag;
+import static io.qcow2j.cli.IoArgs.EINVAL;
 import static io.qcow2j.cli.IoArgs.EIO;
 import static io.qcow2j.cli.IoArgs.ENOTSUP;
 import static io.qcow2j.cli.IoArgs.EPERM;
 import static io.qcow2j.cli.IoArgs.MAX_REQUEST;
 
-import io.qcow2j.engine.Qcow2Image;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -101,7 +101,7 @@ final class IoShell {
     /** Sorted by name, as qemu-io's table. */
     private static final List<Cmd> COMMANDS = List.of(DISCARD, FLUSH, HELP, QUIT, READ, WRITE);
 
-    private final Qcow2Image image;
+    private final Qcow2Disk image;
     private final boolean readOnly;
     private final PrintStream out;
     private final PrintStream err;
@@ -117,7 +117,7 @@ final class IoShell {
      * @param program  the name prefixing error reports ({@code qcow2j})
      * @param clock    nanoseconds, for the timing lines
      */
-    IoShell(Qcow2Image image, boolean readOnly, PrintStream out, PrintStream err, String program, LongSupplier clock) {
+    IoShell(Qcow2Disk image, boolean readOnly, PrintStream out, PrintStream err, String program, LongSupplier clock) {
         this.image = image;
         this.readOnly = readOnly;
         this.out = out;

@@ -1,12 +1,11 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ChainStatus;
-
 import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
-import io.qcow2j.engine.cache.CacheStatistics;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.util.Locale;
@@ -165,19 +164,20 @@ final class MapCommand implements Callable<Integer> {
     static void printCacheStats(ImageSource.Chain chain, PrintWriter err) {
         for (int i = 0; i < chain.layers().size(); i++) {
             Disk d = chain.layers().get(i);
-            if (d instanceof Qcow2Image q) {
-                var sizes = q.cacheSizes();
+            if (d instanceof Qcow2Disk q) {
+                CacheStats l2 = q.l2CacheStatistics();
+                CacheStats rc = q.refcountCacheStatistics();
                 err.print("cache statistics of " + chain.names().get(i) + " (depth " + i + "):\n");
-                err.print("  L2 cache:       " + sizes.l2Tables() + " entries of " + sizes.l2EntrySize() + " bytes; "
-                        + stats(q.l2CacheStatistics()) + "\n");
-                err.print("  refcount cache: " + sizes.refcountBlocks() + " entries of " + q.header().clusterSize()
-                        + " bytes; " + stats(q.refcountCacheStatistics()) + "\n");
+                err.print("  L2 cache:       " + l2.entries() + " entries of " + l2.entrySize() + " bytes; " + stats(l2)
+                        + "\n");
+                err.print("  refcount cache: " + rc.entries() + " entries of " + rc.entrySize() + " bytes; " + stats(rc)
+                        + "\n");
             }
         }
         err.flush();
     }
 
-    private static String stats(CacheStatistics.Snapshot s) {
+    private static String stats(CacheStats s) {
         return String.format(Locale.ROOT, "hits %d, misses %d, loads %d, evictions %d, probes per lookup %.2f",
                 s.hits(), s.misses(), s.loads(), s.evictions(), s.probesPerLookup());
     }

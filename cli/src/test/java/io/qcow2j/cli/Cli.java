@@ -1,5 +1,6 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Qemu;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 

@@ -1,5 +1,6 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Json;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.util.ArrayList;
@@ -26,7 +27,7 @@ final class Compare {
 
     /** {@code qemu-img info --output=json}: same text, actual sizes close. */
     static void infoJson(String ours, String qemu) {
-        JsonReader.parse(ours); // well-formed
+        Json.parse(ours); // well-formed
         List<Long> a = numbers(ACTUAL, ours);
         List<Long> b = numbers(ACTUAL, qemu);
         assertThat(a).as("actual-size entries").hasSameSizeAs(b);

@@ -1,9 +1,11 @@
 package io.qcow2j.cli;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
+import io.qcow2j.testsupport.Json;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
@@ -74,7 +76,7 @@ class ConvertCommandTest {
     @MethodSource("images")
     void sameBytesAsQemuImg(String name, Path image) throws IOException {
         Path ours = convertBoth(image, "plain");
-        assertThat(Files.size(ours)).isEqualTo(JsonReader.object(Qemu.img(dir, "info", "--output=json", image.toString()))
+        assertThat(Files.size(ours)).isEqualTo(Json.object(Qemu.img(dir, "info", "--output=json", image.toString()))
                 .get("virtual-size"));
     }
 

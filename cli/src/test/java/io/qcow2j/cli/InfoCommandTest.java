@@ -1,5 +1,7 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Json;
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Path;
@@ -51,7 +53,7 @@ class InfoCommandTest {
     @Test
     void showsWhatTheImagesHold() {
         // Guards against comparing two empty outputs: the facts the images were made to have are there.
-        Map<String, Object> snap = JsonReader.object(Cli.ok("info", "--output=json", images.get("snapshots").toString()));
+        Map<String, Object> snap = Json.object(Cli.ok("info", "--output=json", images.get("snapshots").toString()));
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> list = (List<Map<String, Object>>) snap.get("snapshots");
         assertThat(list).extracting(m -> m.get("name")).containsExactly("second snapshot", "a rather long snapshot name");
@@ -78,7 +80,7 @@ class InfoCommandTest {
         Compare.infoHuman(Cli.ok("info", "--backing-chain", top), Qemu.img(dir, "info", "--backing-chain", top));
         String ours = Cli.ok("info", "--backing-chain", "--output=json", top);
         Compare.infoJson(ours, Qemu.img(dir, "info", "--backing-chain", "--output=json", top));
-        List<Object> chain = JsonReader.array(ours);
+        List<Object> chain = Json.array(ours);
         assertThat(chain).hasSize(3);
         assertThat(chain.stream().map(o -> (Object) ((Map<?, ?>) o).get("format")).toList())
                 .containsExactly("qcow2", "qcow2", "raw");

@@ -1,9 +1,11 @@
 package io.qcow2j.cli;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
+import io.qcow2j.testsupport.Json;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -54,7 +56,7 @@ class MapCommandTest {
     @MethodSource("images")
     void jsonMatchesQemuImg(String name, Path image) {
         String out = same(dir, "map", "--output=json", image.toString()).out();
-        List<Object> entries = JsonReader.array(out);
+        List<Object> entries = Json.array(out);
         assertThat(entries).isNotEmpty();
         long end = 0;
         for (Object o : entries) {
@@ -118,7 +120,7 @@ class MapCommandTest {
         Path large = Qemu.create(dir, "punched-large.qcow2", null, "16M");
         Qemu.io(large, "write -P 1 0 2M");
         for (Path p : List.of(small, large)) {
-            long host = (Long) ((Map<?, ?>) JsonReader.array(Qemu.img(dir, "map", "--output=json", p.toString())).get(0))
+            long host = (Long) ((Map<?, ?>) Json.array(Qemu.img(dir, "map", "--output=json", p.toString())).get(0))
                     .get("offset");
             try (AlignedFile f = AlignedFile.open(p, IoMode.BUFFERED, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 f.punchHole(host + 4096, 4096);

@@ -1,5 +1,6 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

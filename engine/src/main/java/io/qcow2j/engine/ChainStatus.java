@@ -1,5 +1,6 @@
 package io.qcow2j.engine;
 
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;

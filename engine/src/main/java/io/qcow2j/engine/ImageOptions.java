@@ -1,6 +1,8 @@
 package io.qcow2j.engine;
 
-import io.qcow2j.engine.cache.TableStore;
+import io.qcow2j.engine.cache.CacheSizes;
+import io.qcow2j.engine.format.Geometry;
+import io.qcow2j.engine.format.Qcow2Header;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -34,7 +36,7 @@ import java.util.Objects;
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
         long cacheCleanInterval, OverlapCheckMode overlapCheck, CacheMode cacheMode, boolean directFallback,
-        TableStore.Kind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename) {
+        TableStoreKind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename) {
 
     public static final long DEFAULT_CACHE_CLEAN_INTERVAL = 600;
 
@@ -112,8 +114,8 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
                 };
                 case "direct-fallback" -> b.directFallback = parseBool(k, v);
                 case "table-store" -> b.tableStore = switch (v) {
-                    case "off-heap" -> TableStore.Kind.OFF_HEAP;
-                    case "heap" -> TableStore.Kind.HEAP;
+                    case "off-heap" -> TableStoreKind.OFF_HEAP;
+                    case "heap" -> TableStoreKind.HEAP;
                     default -> throw new IllegalArgumentException(
                             "Invalid value '" + v + "' for 'table-store' (expected off-heap or heap)");
                 };
@@ -142,6 +144,18 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
                     : b.cacheMode == CacheMode.WRITETHROUGH ? CacheMode.WRITETHROUGH : CacheMode.WRITEBACK;
         }
         return b.build();
+    }
+
+    /**
+     * Checks the cache options against an image's geometry as opening it would ({@code l2-cache-size} and
+     * the others must fit together and with the cluster size).
+     *
+     * @throws IllegalArgumentException with QEMU's message for the first problem
+     */
+    public void checkCacheSizes(Qcow2Header header) {
+        Geometry g = header.geometry();
+        CacheSizes.resolve(l2CacheSize, refcountCacheSize, cacheSize, l2CacheEntrySize, g.clusterSize(), header.size(),
+                g.l2EntrySize());
     }
 
     /** Splits QEMU's option syntax; {@code ,,} is a literal comma. Keeps order; a repeated key: last wins. */
@@ -210,7 +224,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private OverlapCheckMode overlapCheck = OverlapCheckMode.CACHED;
         private CacheMode cacheMode = CacheMode.WRITEBACK;
         private boolean directFallback;
-        private TableStore.Kind tableStore = TableStore.Kind.OFF_HEAP;
+        private TableStoreKind tableStore = TableStoreKind.OFF_HEAP;
         private boolean discardUnmap;
         private Boolean lazyRefcounts;
         private boolean readOnly;
@@ -258,7 +272,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
             return this;
         }
 
-        public Builder tableStore(TableStore.Kind v) {
+        public Builder tableStore(TableStoreKind v) {
             tableStore = v;
             return this;
         }

@@ -3,7 +3,6 @@ package io.qcow2j.engine;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.qcow2j.engine.cache.TableStore;
 import org.junit.jupiter.api.Test;
 
 class ImageOptionsTest {
@@ -13,7 +12,7 @@ class ImageOptionsTest {
         assertThat(o.cacheCleanInterval()).isEqualTo(600);
         assertThat(o.overlapCheck()).isEqualTo(OverlapCheckMode.CACHED);
         assertThat(o.cacheMode()).isEqualTo(CacheMode.WRITEBACK);
-        assertThat(o.tableStore()).isEqualTo(TableStore.Kind.OFF_HEAP);
+        assertThat(o.tableStore()).isEqualTo(TableStoreKind.OFF_HEAP);
         assertThat(o.l2CacheSize()).isNull();
     }
 
@@ -27,7 +26,7 @@ class ImageOptionsTest {
         assertThat(o.l2CacheEntrySize()).isEqualTo(4096);
         assertThat(o.cacheCleanInterval()).isEqualTo(30);
         assertThat(o.overlapCheck()).isEqualTo(OverlapCheckMode.ALL);
-        assertThat(o.tableStore()).isEqualTo(TableStore.Kind.HEAP);
+        assertThat(o.tableStore()).isEqualTo(TableStoreKind.HEAP);
         assertThat(o.cacheMode()).isEqualTo(CacheMode.NONE);
         assertThat(ImageOptions.parse("cache=unsafe", o).cacheMode()).isEqualTo(CacheMode.UNSAFE);
         assertThat(ImageOptions.parse("cache.no-flush=on", ImageOptions.defaults()).cacheMode())

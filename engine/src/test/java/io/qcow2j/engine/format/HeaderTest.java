@@ -1,12 +1,11 @@
 package io.qcow2j.engine.format;
 
-import io.qcow2j.engine.MiniJson;
-import io.qcow2j.engine.Qemu;
-
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
+import io.qcow2j.testsupport.Json;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -106,7 +105,7 @@ class HeaderTest {
         assertThat(h.dataFileRaw()).isTrue();
         assertThat(h.geometry().externalDataFile()).isTrue();
         assertThat(h.extensions().externalDataFile()).contains(
-                (String) MiniJson.at(info, "format-specific", "data", "data-file"));
+                (String) Json.at(info, "format-specific", "data", "data-file"));
     }
 
     @Test
@@ -117,7 +116,7 @@ class HeaderTest {
         Qcow2Header h = readBothWays(image);
         Map<String, Object> info = Qemu.info(image);
         assertMatchesInfo(h, info);
-        List<?> bitmaps = (List<?>) MiniJson.at(info, "format-specific", "data", "bitmaps");
+        List<?> bitmaps = (List<?>) Json.at(info, "format-specific", "data", "bitmaps");
         assertThat(h.bitmapsConsistent()).isTrue();
         assertThat(h.extensions().bitmaps()).hasValueSatisfying(b -> {
             assertThat(b.consistent()).isTrue();
@@ -156,7 +155,7 @@ class HeaderTest {
 
     static void assertMatchesInfo(Qcow2Header h, Map<String, Object> info) {
         @SuppressWarnings("unchecked")
-        Map<String, Object> data = (Map<String, Object>) MiniJson.at(info, "format-specific", "data");
+        Map<String, Object> data = (Map<String, Object>) Json.at(info, "format-specific", "data");
         assertThat(info.get("format")).isEqualTo("qcow2");
         assertThat(h.clusterSize()).isEqualTo(((Long) info.get("cluster-size")).intValue());
         assertThat(h.virtualSize()).isEqualTo(info.get("virtual-size"));

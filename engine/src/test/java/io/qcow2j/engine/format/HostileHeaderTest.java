@@ -1,7 +1,6 @@
 package io.qcow2j.engine.format;
 
-import io.qcow2j.engine.Qemu;
-
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;

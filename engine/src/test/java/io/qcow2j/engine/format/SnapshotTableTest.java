@@ -1,12 +1,11 @@
 package io.qcow2j.engine.format;
 
-import io.qcow2j.engine.Qemu;
-
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.qcow2j.ffm.AlignedFile;
-import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;

@@ -1,6 +1,7 @@
 package io.qcow2j.proptest.cache;
 
 import io.qcow2j.engine.cache.CacheKind;
+import io.qcow2j.engine.cache.CacheStatistics;
 import io.qcow2j.engine.cache.TableStore;
 import io.qcow2j.ffm.Errno;
 import io.qcow2j.ffm.ErrnoException;
@@ -261,7 +262,6 @@ public final class CacheWorkload {
         }
         return ts.isEmpty() ? null : ts.get(rnd.nextInt(ts.size()));
     }
-
 
     static String name(CacheKind k) {
         return k == CacheKind.L2_TABLE ? "L2" : "refcount";

@@ -1,5 +1,6 @@
 package io.qcow2j.proptest.crash;
 
+import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;

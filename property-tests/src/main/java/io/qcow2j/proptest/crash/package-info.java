@@ -5,7 +5,7 @@
  *   <li>{@link io.qcow2j.proptest.crash.RecordingFile}: a {@link io.qcow2j.ffm.PositionalFile} (in memory, or
  *       wrapping a real file) that logs every write and sync in order ({@link io.qcow2j.proptest.crash.IoEvent})
  *       and fails the n-th write or sync on purpose ({@code EIO}, {@code ENOSPC}, …). Hand it to the engine with
- *       {@code Images.openQcow2(path, options, opener)}.</li>
+ *       {@code ChainOpener.openQcow2(path, options, opener)}.</li>
  *   <li>{@link io.qcow2j.proptest.crash.CrashSimulator}: for every crash point (prefix of the log), the files a
  *       crash could leave: the synced part plus none, all, a random subset of the unsynced writes, or a torn
  *       write ({@link io.qcow2j.proptest.crash.Unsynced}, {@link io.qcow2j.proptest.crash.CrashState}), as

@@ -1,7 +1,7 @@
 package io.qcow2j.proptest.driver;
 
-import io.qcow2j.engine.Qcow2Image;
 import io.qcow2j.engine.ZeroFlag;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.SplittableRandom;

@@ -1,13 +1,13 @@
 package io.qcow2j.proptest.cache;
 
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.catchThrowableOfType;
-
 import io.qcow2j.engine.cache.TableStore;
 import io.qcow2j.proptest.HarnessAccess;
 import io.qcow2j.proptest.PropertyFailure;
 import io.qcow2j.proptest.StatefulProperty.ContextInvariant;
 import io.qcow2j.proptest.cache.CacheWorkload.Options;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
+
 import java.util.concurrent.atomic.LongAccumulator;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;

@@ -1,11 +1,12 @@
 package io.qcow2j.proptest.cache;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.engine.cache.TableStore;
+import io.qcow2j.ffm.PageSpan;
 import io.qcow2j.proptest.Result;
 import io.qcow2j.proptest.StatefulProperty;
 import io.qcow2j.proptest.cache.CacheWorkload.Options;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.util.Locale;
 import java.util.concurrent.atomic.LongAccumulator;
 import org.junit.jupiter.api.Test;

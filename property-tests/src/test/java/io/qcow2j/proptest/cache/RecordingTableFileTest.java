@@ -1,10 +1,10 @@
 package io.qcow2j.proptest.cache;
 
+import io.qcow2j.ffm.Errno;
+import io.qcow2j.ffm.ErrnoException;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.qcow2j.ffm.Errno;
-import io.qcow2j.ffm.ErrnoException;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import org.junit.jupiter.api.Test;

@@ -1,12 +1,12 @@
 package io.qcow2j.proptest.crash;
 
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.proptest.driver.GuestModel;
 import io.qcow2j.proptest.driver.GuestOp;
 import io.qcow2j.proptest.driver.IntervalSet;
-import io.qcow2j.proptest.driver.QemuImg;
+import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
@@ -111,7 +111,7 @@ final class CrashChecker {
         List<long[]> regions = touched.ranges();
         // qemu-img runs in the background while the engine checks the next states
         ExecutorService pool = Executors.newFixedThreadPool(2);
-        List<Future<QemuImg.Check>> checks = new ArrayList<>();
+        List<Future<Qemu.Check>> checks = new ArrayList<>();
         try {
             for (int i = 0; i < states.size(); i++) {
                 CrashState st = states.get(i);
@@ -163,7 +163,7 @@ final class CrashChecker {
                     ci.writeTo(file);
                     checks.add(pool.submit(() -> {
                         try {
-                            return QemuImg.requireConsistent(file, context);
+                            return Qemu.requireConsistent(file, context);
                         } finally {
                             Files.deleteIfExists(file);
                         }
@@ -175,7 +175,7 @@ final class CrashChecker {
                 }
             }
             int leaky = 0;
-            for (Future<QemuImg.Check> c : checks) {
+            for (Future<Qemu.Check> c : checks) {
                 if (!c.get().clean()) {
                     leaky++;
                 }
@@ -208,7 +208,7 @@ final class CrashChecker {
             writes.add(n == 3 ? new GuestOp.WriteZeroes(off & -(long) cs, Math.min(2L * cs, image.size() - (off & -(long) cs)), true)
                     : new GuestOp.Write(off, len, rnd.nextLong()));
         }
-        try (Qcow2Image img = Images.openQcow2(file, WRITE)) {
+        try (Qcow2Image img = ChainOpener.openQcow2(file, WRITE)) {
             for (GuestOp w : writes) {
                 w.apply(img);
                 w.apply(after);
@@ -216,8 +216,8 @@ final class CrashChecker {
         } catch (IOException | RuntimeException e) {
             throw new AssertionError(context + ": writing to the crash image after the crash failed: " + e, e);
         }
-        QemuImg.requireConsistent(file, context + ", then written after the crash: " + writes);
-        try (Qcow2Image img = Images.openQcow2(file, READ)) {
+        Qemu.requireConsistent(file, context + ", then written after the crash: " + writes);
+        try (Qcow2Image img = ChainOpener.openQcow2(file, READ)) {
             byte[] buf = new byte[(int) image.size()];
             img.read(0, MemorySegment.ofArray(buf));
             for (GuestOp w : writes) {

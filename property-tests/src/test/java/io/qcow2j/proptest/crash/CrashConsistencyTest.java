@@ -1,11 +1,11 @@
 package io.qcow2j.proptest.crash;
 
+import io.qcow2j.engine.CacheStats;
+import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.qcow2.Qcow2Image;
+import io.qcow2j.proptest.driver.GuestOp;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Image;
-import io.qcow2j.engine.cache.CacheStatistics;
-import io.qcow2j.proptest.driver.GuestOp;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -91,7 +91,7 @@ class CrashConsistencyTest {
                 s.maxWrite());
         Qcow2Image img = image.open(rec, TINY);
         long refcountTable = img.header().refcountTableOffset();
-        CacheStatistics.Snapshot[] l2 = new CacheStatistics.Snapshot[1];
+        CacheStats[] l2 = new CacheStats[1];
         List<Workload.Executed> run = Workload.run(img, rec, ops, () -> l2[0] = img.l2CacheStatistics());
         for (Workload.Executed e : run) {
             assertThat(e.error()).as("%s", e).isNull();

@@ -1,11 +1,11 @@
 package io.qcow2j.proptest.crash;
 
+import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.qcow2.Qcow2Image;
+import io.qcow2j.proptest.driver.GuestOp;
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Image;
-import io.qcow2j.proptest.driver.GuestOp;
-import io.qcow2j.proptest.driver.QemuImg;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,7 +24,7 @@ class CrashRegressionTest {
         byte[] guest = new byte[1 << 20];
         Arrays.fill(guest, (byte) 0x5a);
         Path back = Files.write(dir.resolve("back.raw"), guest).toRealPath();
-        Path top = QemuImg.create(dir, "top.qcow2",
+        Path top = Qemu.create(dir, "top.qcow2",
                 "cluster_size=65536,extended_l2=on,backing_file=back.raw,backing_fmt=raw", null).toRealPath();
         return new TestImage(top, Files.readAllBytes(top), back, guest.clone(), guest, 65536, 3, guest.length);
     }

@@ -1,13 +1,13 @@
 package io.qcow2j.proptest.crash;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.Errno;
 import io.qcow2j.ffm.ErrnoException;
 import io.qcow2j.proptest.driver.GuestOp;
-import io.qcow2j.proptest.driver.QemuImg;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -159,7 +159,7 @@ class FaultInjectionTest {
             failedCloses += (int) run.stream().filter(x -> x.failed() && x.close()).count();
             byte[] end = rec.content();
             Path file = Files.write(dir.resolve("end.qcow2"), end);
-            QemuImg.requireConsistent(file, context + ", the file as it ended");
+            Qemu.requireConsistent(file, context + ", the file as it ended");
             try (Qcow2Image after = image.openFile(file, ImageOptions.defaults())) {
                 assertThat(after.header().isCorrupt()).as("%s: marked corrupt", context).isFalse();
             }

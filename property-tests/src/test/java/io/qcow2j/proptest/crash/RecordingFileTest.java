@@ -1,12 +1,12 @@
 package io.qcow2j.proptest.crash;
 
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
-
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.Errno;
 import io.qcow2j.ffm.ErrnoException;
 import io.qcow2j.ffm.IoMode;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;

@@ -1,11 +1,11 @@
 package io.qcow2j.proptest.crash;
 
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.PositionalFile;
 import io.qcow2j.proptest.driver.GuestModel;
-import io.qcow2j.proptest.driver.QemuImg;
+import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -55,20 +55,20 @@ record TestImage(Path top, byte[] topBytes, Path backing, byte[] backingBytes, b
                 pos += run;
             }
             Files.write(dir.resolve("back.raw"), guest);
-            QemuImg.run(dir, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", backingOptions, "back.raw",
+            Qemu.run(dir, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", backingOptions, "back.raw",
                     "back.qcow2");
             Files.delete(dir.resolve("back.raw"));
             backing = dir.resolve("back.qcow2").toRealPath();
             backingBytes = Files.readAllBytes(backing);
             opts = options + (options.isEmpty() ? "" : ",") + "backing_file=back.qcow2,backing_fmt=qcow2";
         }
-        Path top = QemuImg.create(dir, "top.qcow2", opts, size).toRealPath();
+        Path top = Qemu.create(dir, "top.qcow2", opts, size).toRealPath();
         if (prefill.length > 0) {
-            QemuImg.io(top, "qcow2", prefill);
-            guest = QemuImg.guestContent(top);
+            Qemu.ioFormat(top, "qcow2", prefill);
+            guest = Qemu.guestContent(top);
         }
         byte[] topBytes = Files.readAllBytes(top);
-        try (Qcow2Image img = Images.openQcow2(top, ImageOptions.defaults())) {
+        try (Qcow2Image img = ChainOpener.openQcow2(top, ImageOptions.defaults())) {
             return new TestImage(top, topBytes, backing, backingBytes, guest, img.header().clusterSize(),
                     img.header().version(), img.size());
         }
@@ -81,19 +81,19 @@ record TestImage(Path top, byte[] topBytes, Path backing, byte[] backingBytes, b
 
     /** Opens the image with {@code file} as the image file and the backing file (if any) in memory. */
     Qcow2Image open(PositionalFile file, ImageOptions options) throws IOException {
-        return Images.openQcow2(top, options, (p, mode, writable) -> {
+        return ChainOpener.openQcow2(top, options, (p, mode, writable) -> {
             if (p.equals(top)) {
                 return file;
             }
             if (p.equals(backing)) {
                 return MemoryFile.readOnly(p, backingBytes);
             }
-            return Images.ALIGNED_FILES.open(p, mode, writable);
+            return ChainOpener.ALIGNED_FILES.open(p, mode, writable);
         });
     }
 
     /** Opens the image file {@code path} (in the same folder: the backing file resolves) from disk. */
     Qcow2Image openFile(Path path, ImageOptions options) throws IOException {
-        return Images.openQcow2(path, options);
+        return ChainOpener.openQcow2(path, options);
     }
 }

@@ -1,6 +1,6 @@
 package io.qcow2j.proptest.crash;
 
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.proptest.driver.GuestOp;
 import java.io.IOException;
 import java.util.ArrayList;

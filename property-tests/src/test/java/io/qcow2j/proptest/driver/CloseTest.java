@@ -1,13 +1,14 @@
 package io.qcow2j.proptest.driver;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.ForwardingFile;
 import io.qcow2j.ffm.PositionalFile;
 import io.qcow2j.proptest.crash.NoSyncFile;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -61,11 +62,11 @@ class CloseTest {
      */
     @Test
     void aWriteInFlightWhenCloseStartsIsKept() throws Exception {
-        Path file = QemuImg.create(dir, "inflight.qcow2", "cluster_size=65536", 16L << 20);
+        Path file = Qemu.create(dir, "inflight.qcow2", "cluster_size=65536", 16L << 20);
         HoldingFile[] hf = new HoldingFile[1];
-        Qcow2Image img = Images.openQcow2(file, ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build(),
+        Qcow2Image img = ChainOpener.openQcow2(file, ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build(),
                 (p, mode, w) -> {
-                    PositionalFile f = new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w));
+                    PositionalFile f = new NoSyncFile(ChainOpener.ALIGNED_FILES.open(p, mode, w));
                     return w ? (hf[0] = new HoldingFile(f)) : f;
                 });
         byte[] first = new byte[4096];
@@ -96,8 +97,8 @@ class CloseTest {
         hf[0].release.countDown();
         writer.get(30, TimeUnit.SECONDS); // the write returned: it succeeded
         closer.get(30, TimeUnit.SECONDS);
-        QemuImg.requireClean(file, "a write in flight when close started");
-        try (Qcow2Image again = Images.openQcow2(file, ImageOptions.defaults())) {
+        Qemu.requireClean(file, "a write in flight when close started");
+        try (Qcow2Image again = ChainOpener.openQcow2(file, ImageOptions.defaults())) {
             byte[] got = new byte[data.length];
             again.read(65536, MemorySegment.ofArray(got));
             assertThat(Arrays.mismatch(got, data)).as("the write that returned before close returned is in the image")

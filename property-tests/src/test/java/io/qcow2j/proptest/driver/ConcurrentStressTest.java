@@ -1,13 +1,14 @@
 package io.qcow2j.proptest.driver;
 
-import static org.assertj.core.api.Assertions.assertThat;
-import io.qcow2j.engine.ZeroFlag;
-
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
+import io.qcow2j.engine.ZeroFlag;
+import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.PositionalFile;
 import io.qcow2j.proptest.crash.NoSyncFile;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -77,8 +78,8 @@ class ConcurrentStressTest {
             Files.write(dir.resolve("back.raw"), initial);
             opts += ",backing_file=back.raw,backing_fmt=raw";
         }
-        Path file = QemuImg.create(dir, "stress.qcow2", opts, SIZE);
-        try (Qcow2Image img = Images.openQcow2(file, ImageOptions.defaults())) {
+        Path file = Qemu.create(dir, "stress.qcow2", opts, SIZE);
+        try (Qcow2Image img = ChainOpener.openQcow2(file, ImageOptions.defaults())) {
             return new Image(file, initial, img.header().clusterSize());
         }
     }
@@ -93,7 +94,7 @@ class ConcurrentStressTest {
 
     /** Opens with syncs skipped (counted): this test is about threads, not durability. */
     private static Qcow2Image open(Path file, ImageOptions options) throws IOException {
-        return Images.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
+        return ChainOpener.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(ChainOpener.ALIGNED_FILES.open(p, mode, w)));
     }
 
     /** A sector of the shared range holding {@code tag} (8 bytes, repeated); tag 0 is all zeros. */
@@ -157,7 +158,7 @@ class ConcurrentStressTest {
             }
             img.flush();
         }
-        QemuImg.requireClean(im.file(), name + ", after " + THREADS + " threads");
+        Qemu.requireClean(im.file(), name + ", after " + THREADS + " threads");
         // reopen and verify: private ranges exactly, shared sectors one of their values
         try (Qcow2Image img = open(im.file(), ImageOptions.defaults())) {
             for (int t = 0; t < THREADS; t++) {
@@ -324,8 +325,8 @@ class ConcurrentStressTest {
         byte[] expected = im.initial().clone();
         ExecutorService pool = Executors.newFixedThreadPool(threads);
         RendezvousFile[] file = new RendezvousFile[1];
-        try (Qcow2Image img = Images.openQcow2(im.file(), options("default"), (p, mode, w) -> {
-            PositionalFile f = new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w));
+        try (Qcow2Image img = ChainOpener.openQcow2(im.file(), options("default"), (p, mode, w) -> {
+            PositionalFile f = new NoSyncFile(ChainOpener.ALIGNED_FILES.open(p, mode, w));
             return w ? (file[0] = new RendezvousFile(f)) : f;
         })) {
             CyclicBarrier barrier = new CyclicBarrier(threads);
@@ -374,7 +375,7 @@ class ConcurrentStressTest {
             pool.shutdownNow();
         }
         // allocated once: no leaked cluster (a second allocation dropped), no cluster referenced twice
-        QemuImg.requireClean(im.file(), name);
+        Qemu.requireClean(im.file(), name);
         try (Qcow2Image img = open(im.file(), ImageOptions.defaults())) {
             byte[] got = new byte[(int) SIZE];
             img.read(0, MemorySegment.ofArray(got));

@@ -1,12 +1,12 @@
 package io.qcow2j.proptest.driver;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.qcow2j.proptest.Action;
 import io.qcow2j.proptest.Context;
 import io.qcow2j.proptest.Instance;
 import io.qcow2j.proptest.Result;
 import io.qcow2j.proptest.StatefulProperty;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.nio.file.Path;
 import java.util.Random;
 import org.junit.jupiter.api.BeforeAll;
@@ -36,7 +36,7 @@ class ImageModelProperties {
     }
 
     /** A guest request as an action: applied to the image and the model. */
-    record Request(GuestOp op) implements Action<Disk, DiskState> {
+    record Request(GuestOp op) implements Action<DiskUnderTest, DiskState> {
         @Override
         public boolean precondition(DiskState model) {
             long[] r = op.range();
@@ -44,7 +44,7 @@ class ImageModelProperties {
         }
 
         @Override
-        public void run(Disk disk, DiskState model, Context ctx) throws Exception {
+        public void run(DiskUnderTest disk, DiskState model, Context ctx) throws Exception {
             op.apply(disk.image);
             op.apply(model.guest);
             long[] r = op.range();
@@ -68,14 +68,14 @@ class ImageModelProperties {
         }
     }
 
-    record Read(long offset, long length) implements Action<Disk, DiskState> {
+    record Read(long offset, long length) implements Action<DiskUnderTest, DiskState> {
         @Override
         public boolean precondition(DiskState model) {
             return offset + length <= model.size();
         }
 
         @Override
-        public void run(Disk disk, DiskState model, Context ctx) throws Exception {
+        public void run(DiskUnderTest disk, DiskState model, Context ctx) throws Exception {
             model.guest.verify(disk.image, offset, length, null, disk.config + ": " + this);
         }
 
@@ -85,9 +85,9 @@ class ImageModelProperties {
         }
     }
 
-    record Reopen(String cache) implements Action<Disk, DiskState> {
+    record Reopen(String cache) implements Action<DiskUnderTest, DiskState> {
         @Override
-        public void run(Disk disk, DiskState model, Context ctx) throws Exception {
+        public void run(DiskUnderTest disk, DiskState model, Context ctx) throws Exception {
             disk.reopen(disk.config.withCache(cache).options());
         }
 
@@ -124,13 +124,13 @@ class ImageModelProperties {
 
     @Test
     void theEngineBehavesLikeAFlatDisk() {
-        Result r = StatefulProperty.<Disk, DiskState>builder("image behaves like a flat disk")
+        Result r = StatefulProperty.<DiskUnderTest, DiskState>builder("image behaves like a flat disk")
                 .setup(rnd -> {
                     DiskConfig c = DiskConfig.random(rnd);
                     Templates.Template t = templates.get(c);
                     DiskState model = new DiskState(c, new GuestModel(c.size(), c.clusterSize(), c.version(),
                             !c.backing().equals("none"), t.guest()));
-                    return new Instance<>(Disk.create(templates, dir, c, model), model);
+                    return new Instance<>(DiskUnderTest.create(templates, dir, c, model), model);
                 })
                 .action(8, "write", (rnd, m) -> {
                     long len = length(rnd, m);

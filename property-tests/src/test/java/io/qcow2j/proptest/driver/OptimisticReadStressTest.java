@@ -1,15 +1,16 @@
 package io.qcow2j.proptest.driver;
 
-import static org.assertj.core.api.Assertions.assertThat;
-import io.qcow2j.engine.ZeroFlag;
-
 import io.qcow2j.engine.BlockStatus;
+import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Images;
-import io.qcow2j.engine.Qcow2Image;
-import io.qcow2j.engine.cache.CacheStatistics;
-import io.qcow2j.engine.cache.TableStore;
+import io.qcow2j.engine.TableStoreKind;
+import io.qcow2j.engine.ZeroFlag;
+import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.proptest.crash.NoSyncFile;
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
@@ -52,7 +53,7 @@ class OptimisticReadStressTest {
 
     private static final long RUN_MS = 1200;
 
-    record Geometry(String name, String options, long size, long stableEnd, int l2Slices, TableStore.Kind store) {
+    record Geometry(String name, String options, long size, long stableEnd, int l2Slices, TableStoreKind store) {
         @Override
         public String toString() {
             return name;
@@ -62,11 +63,11 @@ class OptimisticReadStressTest {
     static Stream<Geometry> geometries() {
         return Stream.of(
                 new Geometry("4K clusters, 3 L2 slices of 512 bytes", "cluster_size=4096", 32L << 20, 8L << 20, 3,
-                        TableStore.Kind.OFF_HEAP),
+                        TableStoreKind.OFF_HEAP),
                 new Geometry("64K clusters, extended L2, 2 L2 slices of 512 bytes", "cluster_size=65536,extended_l2=on",
-                        64L << 20, 16L << 20, 2, TableStore.Kind.OFF_HEAP),
+                        64L << 20, 16L << 20, 2, TableStoreKind.OFF_HEAP),
                 new Geometry("512-byte clusters, 4 L2 slices of 512 bytes, heap store", "cluster_size=512", 8L << 20,
-                        2L << 20, 4, TableStore.Kind.HEAP));
+                        2L << 20, 4, TableStoreKind.HEAP));
     }
 
     /** Fills {@code b[off, off + len)} with the stable data of guest bytes {@code from..}: 8-byte words derived from their offset. */
@@ -111,7 +112,7 @@ class OptimisticReadStressTest {
     }
 
     private static Qcow2Image open(Path file, ImageOptions options) throws IOException {
-        return Images.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(Images.ALIGNED_FILES.open(p, mode, w)));
+        return ChainOpener.openQcow2(file, options, (p, mode, w) -> new NoSyncFile(ChainOpener.ALIGNED_FILES.open(p, mode, w)));
     }
 
     private static ImageOptions tiny(Geometry g) {
@@ -130,7 +131,7 @@ class OptimisticReadStressTest {
     @MethodSource("geometries")
     void readersOfStableClustersWhileSlicesChurn(Geometry g) throws Exception {
         long t0 = System.nanoTime();
-        Path file = QemuImg.create(dir, "churn.qcow2", g.options(), g.size());
+        Path file = Qemu.create(dir, "churn.qcow2", g.options(), g.size());
         Stable stable;
         try (Qcow2Image img = open(file, ImageOptions.builder().readOnly(false).build())) {
             stable = writeStable(img, g.stableEnd());
@@ -150,8 +151,8 @@ class OptimisticReadStressTest {
         AtomicLong statuses = new AtomicLong();
         AtomicLong writes = new AtomicLong();
         AtomicLong zeroings = new AtomicLong();
-        CacheStatistics.Snapshot before;
-        CacheStatistics.Snapshot after;
+        CacheStats before;
+        CacheStats after;
         try (Qcow2Image img = open(file, tiny(g))) {
             cs = img.header().clusterSize();
             assertThat(img.cacheSizes().l2Tables()).isEqualTo(g.l2Slices());
@@ -253,7 +254,7 @@ class OptimisticReadStressTest {
             verifyAll(img, g.name() + ", at the end", stable.expected(), owned);
             img.flush();
         }
-        QemuImg.requireClean(file, g.name());
+        Qemu.requireClean(file, g.name());
         try (Qcow2Image img = open(file, ImageOptions.defaults())) {
             verifyAll(img, g.name() + ", after reopening", stable.expected(), owned);
         }
@@ -342,8 +343,8 @@ class OptimisticReadStressTest {
 
     @Test
     void closingWhileRequestsRunEndsEachOneCleanly() throws Exception {
-        Geometry g = new Geometry("4K clusters", "cluster_size=4096", 8L << 20, 4L << 20, 3, TableStore.Kind.OFF_HEAP);
-        Path file = QemuImg.create(dir, "close.qcow2", g.options(), g.size());
+        Geometry g = new Geometry("4K clusters", "cluster_size=4096", 8L << 20, 4L << 20, 3, TableStoreKind.OFF_HEAP);
+        Path file = Qemu.create(dir, "close.qcow2", g.options(), g.size());
         Stable stable;
         try (Qcow2Image img = open(file, ImageOptions.builder().readOnly(false).build())) {
             stable = writeStable(img, g.stableEnd());
@@ -440,7 +441,7 @@ class OptimisticReadStressTest {
                 verifyAll(again, "round " + round + ", after the close", stable.expected(), new Owned[] {w});
             }
         }
-        QemuImg.requireClean(file, "after closing under running requests");
+        Qemu.requireClean(file, "after closing under running requests");
         System.out.printf("close under load: 6 rounds, %d reads and %d writes completed before the closes, %d readers"
                 + " ended with 'image is closed'; every write that returned was kept; qemu-img check clean%n",
                 totalReads, totalWrites, closedReads);

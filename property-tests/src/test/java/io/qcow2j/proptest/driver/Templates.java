@@ -1,5 +1,6 @@
 package io.qcow2j.proptest.driver;
 
+import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,12 +39,12 @@ final class Templates {
             options += ",backing_file=" + back + ",backing_fmt=" + config.backing();
             size = null;
         }
-        Path file = QemuImg.create(dir, name, options, size);
+        Path file = Qemu.create(dir, name, options, size);
         String[] prefill = config.prefillCommands();
         if (prefill.length > 0) {
-            QemuImg.io(file, "qcow2", prefill);
+            Qemu.ioFormat(file, "qcow2", prefill);
         }
-        byte[] guest = prefill.length > 0 || !config.backing().equals("none") ? QemuImg.guestContent(file)
+        byte[] guest = prefill.length > 0 || !config.backing().equals("none") ? Qemu.guestContent(file)
                 : new byte[(int) config.size()];
         t = new Template(file, guest);
         templates.put(config.templateKey(), t);
@@ -65,7 +66,7 @@ final class Templates {
                 pos += run;
             }
             Files.write(dir.resolve("back.raw"), backingData);
-            QemuImg.run(dir, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096",
+            Qemu.run(dir, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=4096",
                     "back.raw", "back.qcow2");
         }
         return dir.resolve("back." + kind).toRealPath();
