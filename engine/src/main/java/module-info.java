@@ -13,6 +13,6 @@ module io.qcow2j.engine {
     exports io.qcow2j.engine;
     exports io.qcow2j.engine.format;
     exports io.qcow2j.engine.cache to io.qcow2j.bench, io.qcow2j.proptest;
-    exports io.qcow2j.engine.qcow2 to io.qcow2j.bench, io.qcow2j.proptest;
+    exports io.qcow2j.engine.qcow2 to io.qcow2j.proptest;
     exports io.qcow2j.engine.chain to io.qcow2j.proptest;
 }

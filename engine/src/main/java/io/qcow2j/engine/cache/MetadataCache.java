@@ -7,11 +7,7 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.Objects;
-import java.util.concurrent.locks.LockSupport;
-import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The qcow2 metadata cache: QEMU's {@code Qcow2Cache} ({@code block/qcow2-cache.c}) re-created, with O(1)
@@ -52,7 +48,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * next eviction or clean that finds it unused-looking gives it a second chance (moves it to the most
  * recently used end) rather than dropping it.
  *
- * <p>Loads without the lock: built with {@link Builder#loadsWithoutLock}, a miss of {@link #getReleasingLock}
+ * <p>Loads without the lock: built with {@link MetadataCacheBuilder#loadsWithoutLock}, a miss of {@link #getReleasingLock}
  * reads the table from the file with the owner's lock released, so other threads' hits and misses go on
  * meanwhile (QEMU holds its lock across that read). The slot is chosen, indexed, referenced and marked
  * {@code LOADING} first, so nothing evicts, writes, discards or cleans it, and {@link #peek} does not see it.
@@ -62,10 +58,6 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class MetadataCache implements AutoCloseable {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG.withOrder(ByteOrder.BIG_ENDIAN);
-    private static final VarHandle LOAD_STATE = MethodHandles.arrayElementVarHandle(byte[].class);
-    private static final byte READY = 0;
-    private static final byte LOADING = 1;
-    private static final byte FAILED = 2;
     /** 2^28 slots: with 512-byte tables that is a 128 GiB cache, far beyond any sane setting. */
     static final int MAX_TABLES = 1 << 28;
 
@@ -96,20 +88,8 @@ public final class MetadataCache implements AutoCloseable {
      * or stray mark only changes which table is evicted first, never what a table holds).
      */
     private final boolean[] used;
-    /**
-     * {@link #READY}, or {@link #LOADING} / {@link #FAILED} while a {@link #getReleasingLock} miss reads the
-     * table without the owner's lock (the slot is referenced all that time). Written by that loader outside
-     * the lock, hence volatile access through {@link #LOAD_STATE}.
-     */
-    private final byte[] loadState;
-    /** The owner's lock, released during {@link #getReleasingLock} loads; null: loads always keep it. */
-    private final ReentrantLock ownerLock;
-    /**
-     * Loads running without the owner's lock (from its release to its retaking). Each holds a reference the
-     * lock holder cannot drop, so at most a quarter of the entries may be so held: the rest stays for the
-     * holder, whose operations need two tables at a time at most. Caches under 4 entries always keep the lock.
-     */
-    private int loadsWithoutLock;
+    /** Loads that read the file with the owner's lock released, and the state of their slots. */
+    private final UnlockedLoads loads;
     private int dirtyCount;
 
     private final TableIndex index;
@@ -128,12 +108,11 @@ public final class MetadataCache implements AutoCloseable {
     private boolean dependsOnFlush;
 
     private final CacheStatistics stats = new CacheStatistics();
-    /** Thread inside a public method, for the single-owner assertion; see {@link #enter()}. */
-    private Thread busy;
-    private int busyDepth;
+    /** The single-owner assertion (with assertions on): use from two threads at once fails. */
+    private final OwnerCheck owner;
     private boolean closed;
 
-    private MetadataCache(Builder b, TableStore store) {
+    MetadataCache(MetadataCacheBuilder b, TableStore store) {
         this.kind = b.kind;
         this.file = b.file;
         this.tableSize = b.tableSize;
@@ -148,8 +127,8 @@ public final class MetadataCache implements AutoCloseable {
         this.refs = new int[size];
         this.dirty = new boolean[size];
         this.used = new boolean[size];
-        this.loadState = new byte[size];
-        this.ownerLock = b.ownerLock;
+        this.owner = new OwnerCheck(kind);
+        this.loads = new UnlockedLoads(kind, size, b.ownerLock, owner);
         this.index = new TableIndex(size, tableSize);
         this.lru = new LruList(size);
         this.free = new int[size];
@@ -160,8 +139,8 @@ public final class MetadataCache implements AutoCloseable {
     }
 
     /** Starts a cache of the given kind over {@code file}. */
-    public static Builder builder(CacheKind kind, TableFile file) {
-        return new Builder(kind, file);
+    public static MetadataCacheBuilder builder(CacheKind kind, TableFile file) {
+        return new MetadataCacheBuilder(kind, file);
     }
 
     // ---------------------------------------------------------------- get / put
@@ -182,7 +161,7 @@ public final class MetadataCache implements AutoCloseable {
 
     /**
      * As {@link #get}, but a miss reads the table with the owner's lock released (if the cache was built
-     * with {@link Builder#loadsWithoutLock} and the caller holds that lock once): for callers that keep no
+     * with {@link MetadataCacheBuilder#loadsWithoutLock} and the caller holds that lock once): for callers that keep no
      * state across the call that another thread could change meanwhile (the driver's L2 lookups for reads).
      */
     public int getReleasingLock(long offset) throws IOException {
@@ -199,13 +178,13 @@ public final class MetadataCache implements AutoCloseable {
     }
 
     private int doGet(long offset, boolean readFromDisk, boolean mayRelease) throws IOException {
-        assert enter();
+        assert owner.enter();
         try {
             checkOffset(offset);
             int slot = index.find(offset);
             stats.recordProbes(index.lastProbes);
-            if (slot >= 0 && loadState(slot) != READY) {
-                awaitLoad(slot, offset);
+            if (slot >= 0 && !loads.isReady(slot)) {
+                loads.await(slot, offset);
             }
             if (slot >= 0) {
                 stats.hits++;
@@ -217,7 +196,7 @@ public final class MetadataCache implements AutoCloseable {
             stats.misses++;
             return load(offset, readFromDisk, mayRelease);
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -256,62 +235,27 @@ public final class MetadataCache implements AutoCloseable {
      */
     private void read(int slot, long offset, boolean mayRelease) throws IOException {
         stats.loads++;
-        boolean unlocked = mayRelease && ownerLock != null && loadsWithoutLock < size / 4
-                && ownerLock.isHeldByCurrentThread() && ownerLock.getHoldCount() == 1;
+        boolean unlocked = mayRelease && loads.release(slot);
         Exception failure = null;
-        if (unlocked) {
-            LOAD_STATE.setVolatile(loadState, slot, LOADING);
-            loadsWithoutLock++;
-            assert suspend();
-            ownerLock.unlock();
-        }
         try {
             file.read(offset, table(slot));
         } catch (IOException | RuntimeException e) {
             failure = e;
         }
         if (unlocked) {
-            // finish before taking the lock: a get waiting for this load holds it
-            LOAD_STATE.setVolatile(loadState, slot, failure == null ? READY : FAILED);
-            ownerLock.lock();
-            assert resume();
-            loadsWithoutLock--;
+            loads.retake(slot, failure == null);
         }
         if (failure != null) {
             stats.loads--;
             index.remove(offset);
             offsets[slot] = 0;
             refs[slot] = 0;
-            LOAD_STATE.setVolatile(loadState, slot, READY);
+            loads.reset(slot);
             free[freeCount++] = slot;
             if (failure instanceof IOException io) {
                 throw io;
             }
             throw (RuntimeException) failure;
-        }
-    }
-
-    private byte loadState(int slot) {
-        return (byte) LOAD_STATE.getVolatile(loadState, slot);
-    }
-
-    /**
-     * Waits, holding the owner's lock, until another thread's load of {@code slot} ends (it needs no lock to
-     * end). A failed load fails this get too, as its own load would have.
-     */
-    private void awaitLoad(int slot, long offset) throws IOException {
-        for (int round = 0; loadState(slot) == LOADING; round++) {
-            if (round < 100) {
-                Thread.onSpinWait();
-            } else if (round < 200) {
-                Thread.yield();
-            } else {
-                LockSupport.parkNanos(20_000);
-            }
-        }
-        if (loadState(slot) == FAILED) {
-            throw new IOException(kind.label() + " cache: reading the table at 0x" + Long.toHexString(offset)
-                    + " failed in a concurrent request");
         }
     }
 
@@ -347,7 +291,7 @@ public final class MetadataCache implements AutoCloseable {
 
     /** Drops one reference to {@code table}; when the last one goes, the table becomes the most recently used. */
     public void put(int table) {
-        assert enter();
+        assert owner.enter();
         try {
             checkOccupied(table);
             if (refs[table] <= 0) {
@@ -359,7 +303,7 @@ public final class MetadataCache implements AutoCloseable {
                 lru.addLast(table);
             }
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -449,7 +393,7 @@ public final class MetadataCache implements AutoCloseable {
             return -1; // never a table; and 0 is also the index's empty-bucket key, so findRacy would "find" it
         }
         int slot = index.findRacy(offset);
-        return slot >= 0 && slot < size && loadState(slot) == READY ? slot : -1;
+        return slot >= 0 && slot < size && loads.isReady(slot) ? slot : -1;
     }
 
     /**
@@ -529,7 +473,7 @@ public final class MetadataCache implements AutoCloseable {
      * thrown, except that an out-of-space error is preferred, as the one a user can act on.
      */
     public void write() throws IOException {
-        assert enter();
+        assert owner.enter();
         try {
             IOException result = null;
             for (int i = 0; i < size && dirtyCount > 0; i++) {
@@ -545,7 +489,7 @@ public final class MetadataCache implements AutoCloseable {
                 throw result;
             }
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -606,7 +550,7 @@ public final class MetadataCache implements AutoCloseable {
             }
         }
         flush();
-        assert enter();
+        assert owner.enter();
         try {
             index.clear();
             lru.clear();
@@ -621,7 +565,7 @@ public final class MetadataCache implements AutoCloseable {
             lruCounter = 0;
             cleanLruCounter = 0;
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -630,7 +574,7 @@ public final class MetadataCache implements AutoCloseable {
      * was freed, so that it neither occupies the cache nor is written over the reused cluster.
      */
     public void discard(int table) {
-        assert enter();
+        assert owner.enter();
         try {
             checkOccupied(table);
             if (refs[table] != 0) {
@@ -645,7 +589,7 @@ public final class MetadataCache implements AutoCloseable {
             stats.discards++;
             release(table, 1);
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -655,7 +599,7 @@ public final class MetadataCache implements AutoCloseable {
      * {@code cache-clean-interval} seconds by {@link CacheCleaner}.
      */
     public void cleanUnused() {
-        assert enter();
+        assert owner.enter();
         try {
             for (int s = 0; s < size; s++) {
                 if (used[s] && offsets[s] != 0 && refs[s] == 0) {
@@ -680,7 +624,7 @@ public final class MetadataCache implements AutoCloseable {
             }
             cleanLruCounter = lruCounter;
         } finally {
-            assert exit();
+            assert owner.exit();
         }
     }
 
@@ -743,142 +687,5 @@ public final class MetadataCache implements AutoCloseable {
         }
         closed = true;
         store.close();
-    }
-
-    /** Single-owner assertion: fails if another thread is inside the cache. Always returns true. */
-    private boolean enter() {
-        Thread t = Thread.currentThread();
-        if (busy != null && busy != t) {
-            throw new AssertionError(kind.label() + " cache used by " + t.getName() + " while "
-                    + busy.getName() + " is inside it: the owner must serialize metadata work");
-        }
-        busy = t;
-        busyDepth++;
-        return true;
-    }
-
-    private boolean exit() {
-        if (--busyDepth == 0) {
-            busy = null;
-        }
-        return true;
-    }
-
-    /** Depth of the suspended owner, per thread (a load or a wait inside it lets others in). */
-    private final ThreadLocal<int[]> suspendedDepth = ThreadLocal.withInitial(() -> new int[1]);
-
-    private boolean suspend() {
-        suspendedDepth.get()[0] = busyDepth;
-        busy = null;
-        busyDepth = 0;
-        return true;
-    }
-
-    private boolean resume() {
-        if (busy != null) {
-            throw new AssertionError(kind.label() + " cache: " + busy.getName() + " still inside it after a load");
-        }
-        busy = Thread.currentThread();
-        busyDepth = suspendedDepth.get()[0];
-        return true;
-    }
-
-    // ---------------------------------------------------------------- construction
-
-    /** Configures a cache; {@link #build()} validates and allocates. */
-    public static final class Builder {
-        private final CacheKind kind;
-        private final TableFile file;
-        private int tables = 16;
-        private int tableSize = 65536;
-        private int clusterSize = 65536;
-        private TableStore.Kind storeKind = TableStore.Kind.OFF_HEAP;
-        private TableStore storeInstance;
-        private OverlapCheck overlapCheck = OverlapCheck.NONE;
-        private CorruptionListener corruptionListener = CorruptionListener.IGNORE;
-        private ReentrantLock ownerLock;
-
-        private Builder(CacheKind kind, TableFile file) {
-            this.kind = Objects.requireNonNull(kind);
-            this.file = Objects.requireNonNull(file);
-        }
-
-        /** Number of tables the cache holds (at least 1). */
-        public Builder tables(int tables) {
-            this.tables = tables;
-            return this;
-        }
-
-        /** Bytes per table: a power of two from 512 to the cluster size (an L2 slice when smaller). */
-        public Builder tableSize(int tableSize) {
-            this.tableSize = tableSize;
-            return this;
-        }
-
-        /** The image's cluster size, the upper bound of the table size. */
-        public Builder clusterSize(int clusterSize) {
-            this.clusterSize = clusterSize;
-            return this;
-        }
-
-        /**
-         * The lock the owner holds around every use of the cache: a {@link #getReleasingLock} miss releases
-         * it while it reads the table (see "Loads without the lock" above).
-         */
-        public Builder loadsWithoutLock(ReentrantLock ownerLock) {
-            this.ownerLock = Objects.requireNonNull(ownerLock);
-            return this;
-        }
-
-        public Builder store(TableStore.Kind storeKind) {
-            this.storeKind = Objects.requireNonNull(storeKind);
-            this.storeInstance = null;
-            return this;
-        }
-
-        /**
-         * Uses a store made elsewhere (it must hold at least {@code tables × tableSize} bytes); the cache
-         * takes ownership and closes it.
-         */
-        public Builder store(TableStore store) {
-            this.storeInstance = Objects.requireNonNull(store);
-            return this;
-        }
-
-        public Builder overlapCheck(OverlapCheck overlapCheck) {
-            this.overlapCheck = Objects.requireNonNull(overlapCheck);
-            return this;
-        }
-
-        public Builder corruptionListener(CorruptionListener listener) {
-            this.corruptionListener = Objects.requireNonNull(listener);
-            return this;
-        }
-
-        /**
-         * Validates the settings (clear {@link IllegalArgumentException}s) and allocates the store; an
-         * allocation the system refuses is an {@link IOException}, never an abort.
-         */
-        public MetadataCache build() throws IOException {
-            if (clusterSize < 512 || clusterSize > (1 << 21) || Integer.bitCount(clusterSize) != 1) {
-                throw new IllegalArgumentException(
-                        "cluster size must be a power of two between 512 and 2 MiB, not " + clusterSize);
-            }
-            if (tableSize < 512 || tableSize > clusterSize || Integer.bitCount(tableSize) != 1) {
-                throw new IllegalArgumentException(kind.label() + " cache entry size must be a power of two"
-                        + " between 512 and the cluster size (" + clusterSize + "), not " + tableSize);
-            }
-            if (tables < 1 || tables > MAX_TABLES) {
-                throw new IllegalArgumentException(kind.label() + " cache must hold between 1 and "
-                        + MAX_TABLES + " tables, not " + tables);
-            }
-            long bytes = (long) tables * tableSize;
-            if (storeInstance != null && storeInstance.tables().byteSize() < bytes) {
-                throw new IllegalArgumentException("table store of " + storeInstance.tables().byteSize()
-                        + " bytes cannot hold " + tables + " tables of " + tableSize + " bytes");
-            }
-            TableStore store = storeInstance != null ? storeInstance : TableStore.allocate(storeKind, bytes);
-            return new MetadataCache(this, store);
-        }
     }
 }

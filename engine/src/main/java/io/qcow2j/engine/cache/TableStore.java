@@ -9,7 +9,7 @@ import java.lang.foreign.MemorySegment;
  * 128 MiB L2 + 32 MiB refcount configuration) and a table's index follows from its position in O(1).
  *
  * <p>The two stores are {@link OffHeapTableStore} and {@link HeapTableStore}; tests may supply their own
- * (e.g. one that records what is released) through {@link MetadataCache.Builder#store(TableStore)}.
+ * (e.g. one that records what is released) through {@link MetadataCacheBuilder#store(TableStore)}.
  */
 public interface TableStore extends AutoCloseable {
 

@@ -10,6 +10,7 @@ import io.qcow2j.engine.format.Qcow2Header;
 
 
 
+
 /**
  * Where everything goes. Clusters in order: header, refcount table ({@code rtClusters}), refcount blocks
  * ({@code rbCount}), L1 table, then with preallocation per L2 table the table and its data clusters. All

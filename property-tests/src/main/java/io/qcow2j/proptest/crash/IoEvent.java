@@ -8,6 +8,7 @@ import io.qcow2j.ffm.Errno;
 
 
 
+
 /**
  * One entry of a {@link RecordingFile}'s log, in the order the calls completed. Writes, truncations and hole
  * punches change the file; a {@link Sync} makes every change before it durable; a {@link Fault} is a call that
