@@ -8,5 +8,9 @@
  * are valid), so an image QEMU opens parses here and a hostile one fails with a single
  * {@link io.qcow2j.engine.format.Qcow2FormatException} whose message is one line naming the field and the
  * value, never with an arbitrary runtime exception.
+ *
+ * <p>Owns: the spec's layouts and QEMU's validation rules. May use: {@code io.qcow2j.ffm} (to read a header
+ * from a {@code PositionalFile}) and nothing else of qcow2j: every other layer builds on it. Exported: these
+ * records are API (the CLI's {@code info} reads them without opening an image).
  */
 package io.qcow2j.engine.format;
