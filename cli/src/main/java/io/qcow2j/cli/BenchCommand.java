@@ -38,7 +38,9 @@ import picocli.CommandLine.Model.CommandSpec;
  * qemu-img does not: IOPS, throughput, latency percentiles, cache statistics and fdatasync calls.
  * {@code -f raw} runs the same pattern on a raw file with plain pread/pwrite: the physical limit.
  */
-@Command(name = "bench", sortOptions = false, description = {
+@Command(name = "bench", sortOptions = false,
+        header = "Measure an image's I/O with qemu-img bench's options, with latencies and cache statistics.",
+        description = {
     "Run a simple image benchmark, as qemu-img bench: COUNT requests of SIZE bytes, DEPTH in parallel,",
     "starting at OFFSET and advancing by STEP (wrapping at the end of the image); reads unless -w."})
 public final class BenchCommand implements Callable<Integer> {

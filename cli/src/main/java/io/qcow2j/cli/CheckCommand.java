@@ -34,6 +34,7 @@ import picocli.CommandLine.Parameters;
  * and that check decides the output and the exit status, as in qemu-img.
  */
 @Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
+        header = "Check a qcow2 image for consistency (and with -r repair it), as qemu-img check does.",
         description = {
             "Check a qcow2 image for consistency, as qemu-img check does: rebuild the reference count of every "
                     + "cluster from the metadata and compare it with the refcounts stored in the image.",

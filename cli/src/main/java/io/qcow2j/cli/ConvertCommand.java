@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
  * (by block status, or found all-zero in 4 KiB blocks of data) are left as holes, the rest is written.
  */
 @Command(name = "convert", sortOptions = false, mixinStandardHelpOptions = true,
+        header = "Convert an image to a raw file, as qemu-img convert -O raw does.",
         description = "Convert an image to a raw file, as qemu-img convert -O raw.")
 final class ConvertCommand implements Callable<Integer> {
     /** qemu-img's I/O buffer. */

@@ -27,6 +27,7 @@ import picocli.CommandLine.Spec;
  * bad SIZE argument. Without {@code -f}, qcow2 (qemu-img's default is raw; qcow2j makes qcow2 only).
  */
 @Command(name = "create", sortOptions = false, mixinStandardHelpOptions = true,
+        header = "Create a qcow2 image, as qemu-img create -f qcow2 does.",
         description = "Create a qcow2 image, as qemu-img create -f qcow2.")
 final class CreateCommand implements Callable<Integer> {
     private static final String SIZE_SUFFIXES = "Invalid image size specified. You may use k, M, G, T, P or E"

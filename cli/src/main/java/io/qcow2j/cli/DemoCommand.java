@@ -29,7 +29,7 @@ import picocli.CommandLine.Spec;
  * it (data, zeros, a discard, with an L2 cache small enough to evict), flushes, reads everything back and
  * verifies it against what was written, maps it, checks it, and prints what the caches did.
  */
-@Command(name = "demo", description = {
+@Command(name = "demo", header = "Run a real read/write job on a fresh image, verify it and show what the caches did.", description = {
     "Run a real read/write job on a fresh image: create, write, flush, read back and verify, map, check,",
     "and print the cache statistics. Nothing to prepare: the image lives in a temporary folder."})
 public final class DemoCommand implements Callable<Integer> {

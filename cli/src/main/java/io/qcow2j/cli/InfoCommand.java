@@ -43,6 +43,7 @@ import picocli.CommandLine.Spec;
  * {@code --backing-chain} then follows the backing file names.
  */
 @Command(name = "info", sortOptions = false, mixinStandardHelpOptions = true,
+        header = "Show facts about an image and its backing chain, as qemu-img info does.",
         description = "Show facts about an image (and its backing chain), as qemu-img info.")
 final class InfoCommand implements Callable<Integer> {
     private static final DateTimeFormatter DATE = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss");

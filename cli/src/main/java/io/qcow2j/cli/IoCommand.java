@@ -28,6 +28,7 @@ import picocli.CommandLine.Parameters;
  */
 @Command(
         name = "io",
+        header = "Read, write, zero, discard and flush an image with qemu-io's commands.",
         mixinStandardHelpOptions = true,
         usageHelpAutoWidth = true,
         versionProvider = Main.Version.class,

@@ -23,6 +23,7 @@ import picocli.CommandLine.Spec;
  * layer of the backing chain it comes from (depth) and its flags.
  */
 @Command(name = "map", sortOptions = false, mixinStandardHelpOptions = true,
+        header = "Print where the guest's data lies in an image, as qemu-img map does.",
         description = "Print the image's map of allocated ranges, as qemu-img map.")
 final class MapCommand implements Callable<Integer> {
     static final String COMPRESSED_ERROR = "File contains external, encrypted or compressed clusters.";

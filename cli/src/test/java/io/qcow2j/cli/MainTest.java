@@ -52,6 +52,31 @@ class MainTest {
     }
 
     @Test
+    void everyCommandSummaryInTheHelpIsAWholeSentence() {
+        Object[] r = run("--help");
+        assertThat(r[0]).isEqualTo(0);
+        String help = (String) r[1];
+        String commands = help.substring(help.indexOf("Commands:") + "Commands:".length());
+        // one entry per command: "  name  summary", continued on lines indented further
+        java.util.Map<String, String> summaries = new java.util.LinkedHashMap<>();
+        String current = null;
+        for (String line : commands.split("\\R")) {
+            Matcher m = Pattern.compile("^  (\\w+)\\s+(.*)$").matcher(line);
+            if (m.matches()) {
+                current = m.group(1);
+                summaries.put(current, m.group(2).strip());
+            } else if (current != null && !line.isBlank()) {
+                summaries.put(current, summaries.get(current) + " " + line.strip());
+            }
+        }
+        assertThat(summaries.keySet()).contains("demo", "create", "check", "info", "map", "convert", "io", "bench");
+        summaries.forEach((name, summary) -> {
+            assertThat(summary).as("summary of %s", name).endsWith(".").doesNotEndWith("e.g.").doesNotEndWith(",.");
+            assertThat(summary.split(" ").length).as("summary of %s", name).isGreaterThan(4);
+        });
+    }
+
+    @Test
     void unknownOptionIsAUsageError() {
         Object[] r = run("--bogus");
         assertThat(r[0]).isEqualTo(1);
