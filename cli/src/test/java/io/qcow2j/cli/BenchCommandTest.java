@@ -1,13 +1,12 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -26,12 +25,10 @@ class BenchCommandTest {
         return new String[] {Integer.toString(code), out.toString(), err.toString()};
     }
 
-    static String qemu(Path dir, String... command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
-        String s = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        assertThat(p.exitValue()).as(s).isZero();
-        return s;
+    static String qemu(Path dir, String... command) {
+        Qemu.Result r = Qemu.exec(dir, command);
+        assertThat(r.exit()).as(r.output()).isZero();
+        return r.output();
     }
 
     @Test

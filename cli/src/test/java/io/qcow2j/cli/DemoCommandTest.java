@@ -1,10 +1,10 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -22,10 +22,7 @@ class DemoCommandTest {
                 .contains("heap store").containsPattern("flush: [12] fdatasync");
         Path img = dir.resolve("demo.qcow2");
         assertThat(img).exists();
-        Process p = new ProcessBuilder("qemu-img", "check", img.toString()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        assertThat(out).contains("No errors were found on the image.");
+        assertThat(Qemu.check(img).output()).contains("No errors were found on the image.");
         assertThat(Files.size(img)).isPositive();
     }
 }

@@ -64,25 +64,5 @@ public final class CacheStatistics {
      */
     public record Snapshot(long hits, long misses, long loads, long evictions, long writebacks,
             long writebackBytes, long syncs, long releasedBytes, long discards, long cleaned, long lookups,
-            long probes, long maxProbes, long[] probeHistogram) {
-
-        /** Mean index buckets examined per lookup. */
-        public double probesPerLookup() {
-            return lookups == 0 ? 0 : (double) probes / lookups;
-        }
-
-        public double hitRate() {
-            long gets = hits + misses;
-            return gets == 0 ? 0 : (double) hits / gets;
-        }
-
-        @Override
-        public String toString() {
-            return String.format(
-                    "hits %d, misses %d (%.1f%% hits), loads %d, evictions %d, write-backs %d (%d bytes), "
-                            + "syncs %d, released %d bytes, probes/lookup %.2f (max %d)",
-                    hits, misses, 100 * hitRate(), loads, evictions, writebacks, writebackBytes, syncs,
-                    releasedBytes, probesPerLookup(), maxProbes);
-        }
-    }
+            long probes, long maxProbes, long[] probeHistogram) {}
 }

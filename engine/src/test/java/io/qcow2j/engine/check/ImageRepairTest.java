@@ -17,7 +17,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -515,20 +514,16 @@ class ImageRepairTest {
      * compressed cluster, say), our copy must fail to read there too.
      */
     private void sameGuestData(String what) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder("qemu-img", "compare", "fq.qcow2", "fj.qcow2").directory(dir.toFile())
-                .redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (p.waitFor() == 0) {
+        Qemu.Result compare = Qemu.exec(dir, "qemu-img", "compare", "fq.qcow2", "fj.qcow2");
+        String out = compare.output();
+        if (compare.exit() == 0) {
             return;
         }
         java.util.regex.Matcher m = java.util.regex.Pattern.compile("Error while reading offset (\\d+) of fq.qcow2")
                 .matcher(out);
         assertThat(m.find()).as("%s: qemu-img compare: %s", what, out).isTrue();
         long at = Long.parseLong(m.group(1));
-        Process io = new ProcessBuilder("qemu-io", "-f", "qcow2", "-c", "read " + at + " 512", "fj.qcow2")
-                .directory(dir.toFile()).redirectErrorStream(true).start();
-        String ioOut = new String(io.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        io.waitFor();
+        String ioOut = Qemu.exec(dir, "qemu-io", "-f", "qcow2", "-c", "read " + at + " 512", "fj.qcow2").output();
         assertThat(ioOut).as("%s: our copy reads where qemu-img's cannot", what).contains("read failed");
     }
 
