@@ -1,9 +1,11 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.convert.ImageConverter;
 import io.qcow2j.engine.create.ImageCreator;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Opens and creates disk images: where an embedder starts.
@@ -70,5 +72,21 @@ public final class Images {
      */
     public static CreatedImage create(Path path, CreateOptions options) throws IOException {
         return ImageCreator.create(path, options);
+    }
+
+    /**
+     * Copies {@code sources}, one after the other, into the qcow2 image {@code target} as
+     * {@code qemu-img convert -O qcow2} does: the target is created with {@code create} (its size defaults to
+     * the sources' total; {@code create}'s backing file with {@link ConvertOptions#topOnly()} is {@code -B})
+     * unless {@link ConvertOptions#targetExists()}. Ranges the sources' block status says read as zeros are
+     * never read; blocks of zeros stay unallocated; {@link ConvertOptions#compress()} writes compressed
+     * clusters. A target this call created is deleted if the copy fails.
+     *
+     * @throws IllegalArgumentException for options QEMU would refuse (QEMU's message)
+     * @throws IOException if a source cannot be read (one line naming it) or the target cannot be written
+     */
+    public static void convert(List<Disk> sources, Path target, CreateOptions create, ConvertOptions options)
+            throws IOException {
+        ImageConverter.convert(sources, target, create, options);
     }
 }
