@@ -34,7 +34,10 @@ class CompareMeasureTest {
         Qemu.io(top, "write -P 1 64k 64k");
         Path extra = Qemu.create(dir, "extra.qcow2", null, "8M");
         Qemu.io(extra, "write -P 1 0 1M", "write -P 2 3M 64k", "write -P 0 6M 64k");
-        images.addAll(List.of(a, same, diff, bigger, biggerDirty, top, extra));
+        Path diffByte = Qemu.create(dir, "diff-byte.qcow2", null, "8M");
+        // one byte in the middle of a sector: qemu-img reports the sector's offset
+        Qemu.io(diffByte, "write -P 1 0 1M", "write -P 2 3M 64k", "write -P 3 1000 1");
+        images.addAll(List.of(a, same, diff, bigger, biggerDirty, top, extra, diffByte));
     }
 
     @Test
