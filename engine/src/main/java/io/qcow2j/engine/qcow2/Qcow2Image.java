@@ -175,26 +175,27 @@ public final class Qcow2Image implements Qcow2Disk {
      */
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        Ranges.check(offset, src.byteSize(), s.header.size(), s.filename);
-        s.requireWritable();
-        s.requests.lockShared();
-        try {
-            s.requireOpen();
-            writer.write(offset, src);
-        } finally {
-            s.requests.unlockShared();
-        }
-        flushIfWritethrough();
+        write(offset, src, writer::write);
     }
 
     @Override
     public void writeCompressed(long offset, MemorySegment src) throws IOException {
+        write(offset, src, compressedWriter::write);
+    }
+
+    /** A data write of one kind: plain or compressed. */
+    private interface DataWrite {
+        void write(long offset, MemorySegment src) throws IOException;
+    }
+
+    /** A write request: range check, request lock (shared) around {@code how}, writethrough flush. */
+    private void write(long offset, MemorySegment src, DataWrite how) throws IOException {
         Ranges.check(offset, src.byteSize(), s.header.size(), s.filename);
         s.requireWritable();
         s.requests.lockShared();
         try {
             s.requireOpen();
-            compressedWriter.write(offset, src);
+            how.write(offset, src);
         } finally {
             s.requests.unlockShared();
         }
