@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -31,8 +32,9 @@ import picocli.CommandLine.Spec;
  * (by block status, or found all-zero in 4 KiB blocks of data) are left as holes, the rest is written.
  */
 @Command(name = "convert", sortOptions = false, mixinStandardHelpOptions = true,
-        header = "Convert an image to a raw file, as qemu-img convert -O raw does.",
-        description = "Convert an image to a raw file, as qemu-img convert -O raw.")
+        header = "Convert images to a qcow2 image or a raw file, as qemu-img convert does.",
+        description = "Convert (concatenated) images to a new qcow2 image (-O qcow2, -c compressed) or a raw file"
+                + " (-O raw), as qemu-img convert.")
 final class ConvertCommand implements Callable<Integer> {
     /** qemu-img's I/O buffer. */
     static final int BUFFER = 2 << 20;
@@ -42,13 +44,43 @@ final class ConvertCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "-O", paramLabel = "OUTPUT_FMT", description = "Output format: raw (the default; qcow2 output"
-            + " is future work).")
+    @Option(names = "-O", paramLabel = "OUTPUT_FMT", description = "Output format: raw (the default) or qcow2.")
     String outputFormat = "raw";
 
-    @Option(names = "-o", paramLabel = "OPTIONS", description = "Output options: preallocation=off|falloc|full,"
-            + " size (ignored, as qemu-img does), help.")
+    @Option(names = "-o", paramLabel = "OPTIONS", description = "Output options: for qcow2 those of create"
+            + " (cluster_size, compat, refcount_bits, extended_l2, lazy_refcounts, compression_type, preallocation,"
+            + " backing_file, backing_fmt); for raw preallocation=off|falloc|full, size; help.")
     String outputOptions;
+
+    @Option(names = "-c", description = "Compress the output's clusters (qcow2; zlib, or zstd with"
+            + " -o compression_type=zstd).")
+    boolean compress;
+
+    @Option(names = "-B", paramLabel = "BACKING_FILE", description = "The output's backing file: it gets only what"
+            + " the source's top image holds (qcow2).")
+    String backingFile;
+
+    @Option(names = "-F", paramLabel = "BACKING_FMT", description = "Format of the -B backing file.")
+    String backingFormat;
+
+    @Option(names = "-n", description = "Do not create the target: write into an existing image.")
+    boolean noCreate;
+
+    @Option(names = "-S", paramLabel = "SPARSE_SIZE", description = "Zero runs of this size (aligned) are not"
+            + " written (default 4k); 0: fully allocated output.")
+    String sparse;
+
+    @Option(names = "--target-is-zero", description = "With -n: the target reads as zeros already.")
+    boolean targetIsZero;
+
+    @Option(names = "-W", description = "Allow out-of-order writes to the target.")
+    boolean outOfOrder;
+
+    @Option(names = "-m", paramLabel = "NUM_COROUTINES", description = "Requests in flight (1-16, default 8).")
+    String parallel;
+
+    @Option(names = "-q", description = "Quiet (no progress).")
+    boolean quiet;
 
     @Option(names = "-p", description = "Show progress (on a terminal).")
     boolean progress;
@@ -63,18 +95,25 @@ final class ConvertCommand implements Callable<Integer> {
     @Mixin
     ImageSource source = new ImageSource();
 
-    @Parameters(index = "0", paramLabel = "SRC", description = "The source image (or with --image-opts its options).")
-    String src;
+    @Parameters(arity = "2..*", paramLabel = "SRC... DST", description = "The source images (concatenated; with"
+            + " --image-opts their options), then the output file.")
+    List<String> files;
 
-    @Parameters(index = "1", paramLabel = "DST", description = "The raw file to write.")
+    String src;
     String dst;
 
     @Override
     public Integer call() throws IOException {
+        dst = files.getLast();
+        src = files.getFirst();
+        if (outputFormat.equals("qcow2")) {
+            return Qcow2Output.convert(this, files.subList(0, files.size() - 1));
+        }
         if (!outputFormat.equals("raw")) {
-            throw new CommandFailure(outputFormat.equals("qcow2")
-                    ? "Output format 'qcow2' is not supported yet (qcow2j converts to raw only)"
-                    : "Unknown file format '" + outputFormat + "' (qcow2j converts to raw only)");
+            throw new CommandFailure("Unknown file format '" + outputFormat + "'");
+        }
+        if (files.size() > 2 || compress || backingFile != null || noCreate) {
+            throw new CommandFailure("qcow2j converts to raw from one source, without -c, -B or -n");
         }
         Map<String, String> opts = outputOptions(outputOptions);
         PrintWriter out = spec.commandLine().getOut();

@@ -86,7 +86,7 @@ final class IoShell {
              Writes into a segment of the currently open file, using a buffer
              filled with a set pattern (0xcdcdcdcd).
              -b, -- write to the VM state rather than the virtual disk (not supported by qcow2j)
-             -c, -- write compressed data (not supported by qcow2j)
+             -c, -- write compressed data with bdrv_pwrite_compressed
              -f, -- use Force Unit Access semantics (a flush after the write)
              -n, -- with -z, don't allow slow fallback (not supported by qcow2j)
              -p, -- ignored for backwards compatibility
@@ -462,7 +462,7 @@ final class IoShell {
                 }
             }
             long t1 = clock.getAsLong();
-            if (vmState || compressed || noFallback) {
+            if (vmState || noFallback) {
                 out.println("write failed: Operation not supported");
                 return -ENOTSUP;
             }
@@ -470,9 +470,18 @@ final class IoShell {
                 out.println("write failed: Input/output error");
                 return -EIO;
             }
+            if (compressed && !zeroes) {
+                int cs = image.header().geometry().clusterSize();
+                if ((offset & (cs - 1)) != 0 || ((count & (cs - 1)) != 0 && offset + count != image.size())) {
+                    out.println("write failed: Invalid argument");
+                    return -EINVAL;
+                }
+            }
             try {
                 if (zeroes) {
                     image.writeZeroes(offset, count, ZeroFlag.unmapIf(mayUnmap));
+                } else if (compressed) {
+                    image.writeCompressed(offset, buf);
                 } else {
                     image.write(offset, buf);
                 }
@@ -480,7 +489,8 @@ final class IoShell {
                     image.flush();
                 }
             } catch (IOException | RuntimeException e) {
-                out.println("write failed: " + failure(e));
+                // QEMU's compressed write answers EIO for a cluster that is allocated already
+                out.println("write failed: " + (compressed && !zeroes ? "Input/output error" : failure(e)));
                 return -EIO;
             }
             long t2 = clock.getAsLong();

@@ -28,6 +28,8 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             MapCommand.class,
             ConvertCommand.class,
+            CompareCommand.class,
+            MeasureCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })

@@ -87,7 +87,7 @@ class CliErrorsTest {
                 failure("Invalid parameter 'foo'", "convert", "-O", "raw", "-o", "foo=bar", img, out),
                 failure(out + ": error while converting raw: invalid parameter value: bogus",
                         "convert", "-O", "raw", "-o", "preallocation=bogus", img, out),
-                failure("Unknown file format 'nosuch' (qcow2j converts to raw only)", "convert", "-O", "nosuch", img, out));
+                failure("Unknown file format 'nosuch'", "convert", "-O", "nosuch", img, out));
     }
 
     private static Arguments failure(String message, String... args) {
@@ -109,11 +109,15 @@ class CliErrorsTest {
     }
 
     @Test
-    void qcow2OutputIsFutureWork() {
-        Qemu.Result r = Cli.run("convert", "-O", "qcow2", img, dir.resolve("x.qcow2").toString());
+    void badQcow2OutputOptionsAreOneLineAndCreateNothing() {
+        Qemu.Result r = Cli.run("convert", "-O", "qcow2", "-o", "cluster_size=3000", img, dir.resolve("x.qcow2").toString());
         assertThat(r.exit()).isEqualTo(1);
-        assertThat(r.err()).isEqualTo("qcow2j: Output format 'qcow2' is not supported yet (qcow2j converts to raw only)\n");
+        assertThat(r.err()).startsWith("qcow2j: ").endsWith("\n").doesNotContain("Exception");
+        assertThat(r.err().strip()).doesNotContain("\n");
         assertThat(dir.resolve("x.qcow2")).doesNotExist();
+        Qemu.Result m = Cli.run("convert", "-O", "qcow2", "-m", "17", img, dir.resolve("x.qcow2").toString());
+        assertThat(m.err()).isEqualTo("qcow2j: Invalid number of coroutines. Allowed number of coroutines is between 1"
+                + " and 16\n");
     }
 
     @Test

@@ -1,9 +1,14 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.chain.ChainOpener;
+import io.qcow2j.engine.convert.ImageComparison;
+import io.qcow2j.engine.convert.ImageConverter;
+import io.qcow2j.engine.convert.SizeMeasure;
 import io.qcow2j.engine.create.ImageCreator;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.function.DoubleConsumer;
 
 /**
  * Opens and creates disk images: where an embedder starts.
@@ -70,5 +75,41 @@ public final class Images {
      */
     public static CreatedImage create(Path path, CreateOptions options) throws IOException {
         return ImageCreator.create(path, options);
+    }
+
+    /**
+     * Copies {@code sources}, one after the other, into the qcow2 image {@code target} as
+     * {@code qemu-img convert -O qcow2} does: the target is created with {@code create} (its size defaults to
+     * the sources' total; {@code create}'s backing file with {@link ConvertOptions#topOnly()} is {@code -B})
+     * unless {@link ConvertOptions#targetExists()}. Ranges the sources' block status says read as zeros are
+     * never read; blocks of zeros stay unallocated; {@link ConvertOptions#compress()} writes compressed
+     * clusters. A target this call created is deleted if the copy fails.
+     *
+     * @throws IllegalArgumentException for options QEMU would refuse (QEMU's message)
+     * @throws IOException if a source cannot be read (one line naming it) or the target cannot be written
+     */
+    public static void convert(List<Disk> sources, Path target, CreateOptions create, ConvertOptions options)
+            throws IOException {
+        ImageConverter.convert(sources, target, create, options);
+    }
+
+    /**
+     * Compares the guest contents of two disks as {@code qemu-img compare} does (through their backing chains;
+     * ranges both read as zeros by block status are not read). {@code strict} ({@code -s}): a size or
+     * allocation difference is a mismatch too.
+     */
+    public static CompareResult compare(Disk a, Disk b, boolean strict, DoubleConsumer progress) throws IOException {
+        return ImageComparison.compare(a, b, strict, progress);
+    }
+
+    /**
+     * {@code qemu-img measure -O qcow2}: the file size a new image with {@code options} needs to hold
+     * {@code source} (null: an empty image of {@code size} bytes). {@code fullPreallocation}: falloc or full.
+     *
+     * @throws IllegalArgumentException if the size is too large for the cluster size (QEMU's message)
+     */
+    public static Measurement measure(CreateOptions options, boolean fullPreallocation, Disk source, long size)
+            throws IOException {
+        return SizeMeasure.qcow2(options, fullPreallocation, source, size);
     }
 }

@@ -2,6 +2,7 @@ package io.qcow2j.engine;
 
 import io.qcow2j.engine.format.Qcow2Header;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -14,6 +15,18 @@ import java.util.function.Consumer;
  * ({@link #isReadOnly()} turns true), and {@link #warnings()} says why.
  */
 public interface Qcow2Disk extends Disk {
+
+    /**
+     * Writes whole clusters compressed ({@code qemu-io write -c}, what {@code qemu-img convert -c} writes):
+     * zlib or zstd as the header's compression type says. {@code offset} must be cluster-aligned and the
+     * length a multiple of the cluster size, except that the request may end at the end of the disk (the last
+     * cluster is padded with zeros). Each cluster must have no host cluster yet (unallocated or a zero cluster
+     * without one): compression never overwrites, as in QEMU. A cluster that does not shrink is written
+     * uncompressed.
+     *
+     * @throws IOException for a misaligned request or an allocated cluster (one line, as QEMU's EINVAL/EIO)
+     */
+    void writeCompressed(long offset, MemorySegment src) throws IOException;
 
     /** The parsed, validated header as it was at open (the dirty and corrupt bits may have changed since). */
     Qcow2Header header();

@@ -50,6 +50,7 @@ class ArchitectureTest {
                 ROOT + ".format", Set.of(),
                 ROOT + ".cache", Set.of(ROOT + ".format"),
                 ROOT + ".raw", Set.of(ROOT),
+                ROOT + ".convert", Set.of(ROOT),
                 ROOT + ".qcow2", Set.of(ROOT, ROOT + ".format", ROOT + ".cache", ROOT + ".check"),
                 ROOT + ".check", Set.of(ROOT, ROOT + ".format", ROOT + ".cache", ROOT + ".qcow2"),
                 ROOT + ".create", Set.of(ROOT, ROOT + ".format", ROOT + ".chain", ROOT + ".qcow2", ROOT + ".raw"),

@@ -126,6 +126,21 @@ final class ClusterWriter {
         return plan.bytes;
     }
 
+    /**
+     * Marks guest cluster {@code cluster} in flight for another writer of this image (the compressed
+     * writer): plain writes to it wait until {@link #endAllocation}. False if it is in flight already.
+     * Holds the metadata lock.
+     */
+    boolean beginAllocation(long cluster) {
+        return allocating.add(cluster);
+    }
+
+    /** Ends {@link #beginAllocation}. Holds the metadata lock. */
+    void endAllocation(long cluster) {
+        allocating.remove(cluster);
+        allocationLinked.signalAll();
+    }
+
     private void release(WritePlan plan, long first) {
         if (plan.link) {
             for (int k = 0; k < plan.clusters; k++) {

@@ -60,6 +60,7 @@ public final class Qcow2Image implements Qcow2Disk {
     private final ClusterMap map;
     private final ClusterReader reader;
     private final ClusterWriter writer;
+    private final CompressedClusterWriter compressedWriter;
     private final ZeroAndDiscard zeroes;
     private final MetadataFlush flusher;
     private final CacheCleaner cleaner;
@@ -73,6 +74,7 @@ public final class Qcow2Image implements Qcow2Disk {
         this.flusher = new MetadataFlush(s);
         this.writer = new ClusterWriter(s, reader, flusher);
         this.zeroes = new ZeroAndDiscard(s, map, writer);
+        this.compressedWriter = new CompressedClusterWriter(s, writer, flusher);
         this.cleaner = s.options.cacheCleanInterval() > 0
                 ? CacheCleaner.start(Duration.ofSeconds(s.options.cacheCleanInterval()), s.lock, s.l2Cache,
                         s.refcountCache)
@@ -173,12 +175,27 @@ public final class Qcow2Image implements Qcow2Disk {
      */
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
+        write(offset, src, writer::write);
+    }
+
+    @Override
+    public void writeCompressed(long offset, MemorySegment src) throws IOException {
+        write(offset, src, compressedWriter::write);
+    }
+
+    /** A data write of one kind: plain or compressed. */
+    private interface DataWrite {
+        void write(long offset, MemorySegment src) throws IOException;
+    }
+
+    /** A write request: range check, request lock (shared) around {@code how}, writethrough flush. */
+    private void write(long offset, MemorySegment src, DataWrite how) throws IOException {
         Ranges.check(offset, src.byteSize(), s.header.size(), s.filename);
         s.requireWritable();
         s.requests.lockShared();
         try {
             s.requireOpen();
-            writer.write(offset, src);
+            how.write(offset, src);
         } finally {
             s.requests.unlockShared();
         }

@@ -104,6 +104,8 @@ public final class Refcounts {
         }
         return t;
     }
+    /** Refcount decrements so far (see {@link #decrements()}). Under the metadata lock. */
+    private long decrements;
 
     /** The refcount table as it is now (replaced, not changed in place, when it grows). */
     public long[] table() {
@@ -229,6 +231,14 @@ public final class Refcounts {
         freeHint = 0;
     }
 
+    /**
+     * How many refcount decrements were made so far: the compressed writer reuses the tail of its last host
+     * cluster only while none happened (a freed cluster may have been reused for something else).
+     */
+    public long decrements() {
+        return decrements;
+    }
+
     /** Frees clusters: their refcounts drop by one; cached tables at freed clusters are discarded. */
     public void free(long offset, long length) throws IOException {
         try {
@@ -282,6 +292,7 @@ public final class Refcounts {
         }
         if (addend < 0) {
             cache.setDependency(l2Cache);
+            decrements++;
         }
         long first = offset >>> clusterBits;
         long last = (offset + length - 1) >>> clusterBits;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# bench/convert.sh: `qcow2j convert -O qcow2` against `qemu-img convert -O qcow2` with the same flags, on the
+# same source: a qcow2 image of mixed content (per 64 MiB: 16 MiB random data, 16 MiB text, 16 MiB written
+# zeros, 16 MiB hole), plus a 1 TiB sparse image. The two tools run alternately (the order rotates with the
+# repetition); the report prints medians and the ratio qemu-img time / qcow2j time (above 1: qcow2j faster).
+# Times are wall-clock of the whole command, the JVM's start included.
+#
+#   bench/convert.sh             4 GiB source, 3 repetitions (a few minutes on 2 idle cores)
+#   bench/convert.sh --smoke     256 MiB source, 1 repetition (CI: about a minute)
+#
+# Options: --dir DIR (default /dev/shm/qcow2j-convert-bench), --reps N, --size-mib N.
+set -euo pipefail
+root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+cd "$root"
+size_mib=4096 reps=3 dir=/dev/shm/qcow2j-convert-bench
+while [ $# -gt 0 ]; do
+  case $1 in
+    --smoke) size_mib=256; reps=1 ;;
+    --dir) dir=$2; shift ;;
+    --reps) reps=$2; shift ;;
+    --size-mib) size_mib=$2; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "convert.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+command -v qemu-img >/dev/null || { echo "convert.sh: qemu-img is needed (apt-get install qemu-utils)" >&2; exit 2; }
+./qcow2j --version >/dev/null # builds the CLI on first use
+mkdir -p "$dir"
+trap 'rm -rf "$dir"' EXIT
+src=$dir/src.qcow2
+raw=$dir/src.raw
+
+# the source: written as raw, converted by qemu-img, then the zero quarter written as allocated zeros
+python3 - "$raw" "$size_mib" <<'PY'
+import os, sys
+path, mib = sys.argv[1], int(sys.argv[2])
+text = open('/etc/services', 'rb').read() if os.path.exists('/etc/services') else b'qcow2j convert benchmark text\n'
+text = (text * (16 * 2**20 // len(text) + 1))[:16 * 2**20]
+rnd = os.urandom(16 * 2**20)
+with open(path, 'wb') as f:
+    f.truncate(mib * 2**20)
+    for seg in range(0, mib, 64):
+        f.seek(seg * 2**20)
+        f.write(rnd[seg % 7:] + rnd[:seg % 7])
+        f.write(text)
+PY
+qemu-img convert -f raw -O qcow2 "$raw" "$src"
+rm -f "$raw"
+zeros=()
+for ((seg = 0; seg < size_mib; seg += 64)); do zeros+=(-c "write -q -P 0 $((seg + 32))M 16M"); done
+qemu-io -f qcow2 "${zeros[@]}" "$src"
+sparse=$dir/sparse.qcow2
+qemu-img create -q -f qcow2 "$sparse" 1T
+qemu-io -f qcow2 -c 'write -q -P 1 0 1M' -c 'write -q -P 2 512G 1M' -c 'write -q -P 3 1023G 1M' "$sparse"
+
+now() { date +%s%N; }
+declare -A times
+run() { # tool label src args...
+  local tool=$1 label=$2 from=$3; shift 3
+  local out=$dir/out.qcow2
+  rm -f "$out"
+  sync
+  local t0; t0=$(now)
+  if [ "$tool" = qemu ]; then qemu-img convert -O qcow2 "$@" "$from" "$out"; else ./qcow2j convert -O qcow2 "$@" "$from" "$out"; fi
+  local t1; t1=$(now)
+  qemu-img compare -q "$from" "$out" || { echo "convert.sh: $tool $label: output differs from the source" >&2; exit 1; }
+  times[$tool,$label]+="$(( (t1 - t0) / 1000000 )) "
+  sizes[$tool,$label]=$(stat -c %s "$out")
+}
+declare -A sizes
+labels=("plain" "-m 8 -W" "-c" "-c -m 8 -W" "1 TiB sparse")
+for ((r = 0; r < reps; r++)); do
+  for label in "${labels[@]}"; do
+    from=$src; args=()
+    case $label in
+      "plain") ;;
+      "-m 8 -W") args=(-m 8 -W) ;;
+      "-c") args=(-c) ;;
+      "-c -m 8 -W") args=(-c -m 8 -W) ;;
+      "1 TiB sparse") from=$sparse ;;
+    esac
+    if (( r % 2 == 0 )); then run qemu "$label" "$from" "${args[@]}"; run qcow2j "$label" "$from" "${args[@]}"
+    else run qcow2j "$label" "$from" "${args[@]}"; run qemu "$label" "$from" "${args[@]}"; fi
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
+echo "source: ${size_mib} MiB mixed (random, text, zeros, holes); $reps repetition(s); $(nproc) cores; dir $dir"
+printf '| %-14s | %12s | %12s | %8s | %14s | %14s |\n' flags "qemu-img ms" "qcow2j ms" speedup "qemu-img bytes" "qcow2j bytes"
+printf '|%s|\n' "----------------|--------------|--------------|----------|----------------|----------------"
+for label in "${labels[@]}"; do
+  q=$(echo "${times[qemu,$label]}" | median); o=$(echo "${times[qcow2j,$label]}" | median)
+  printf '| %-14s | %12s | %12s | %7sx | %14s | %14s |\n' "$label" "$q" "$o" "$(awk -v q="$q" -v o="$o" 'BEGIN {printf "%.2f", q / o}')" \
+    "${sizes[qemu,$label]}" "${sizes[qcow2j,$label]}"
+done
