@@ -30,6 +30,7 @@ import picocli.CommandLine.Command;
             ConvertCommand.class,
             IoCommand.class,
             BenchCommand.class,
+            ServeCommand.class,
         })
 public final class Main implements Runnable {
 
