@@ -25,7 +25,7 @@ import java.util.function.Consumer;
  */
 final class Connection {
     /** Bytes of request payloads and reply buffers a connection may hold at once. */
-    static final int MAX_IN_FLIGHT_BYTES = 64 << 20;
+    static final int MAX_IN_FLIGHT_BYTES = 96 << 20; // two reads of the largest size, and then some
     /** What every request costs besides its payload: bounds the number in flight (1024). */
     static final int REQUEST_COST = 64 << 10;
     /** How long the end of a connection waits for its requests in flight before closing the socket anyway. */
@@ -121,7 +121,12 @@ final class Connection {
                         throw new Handshake.ProtocolException("write of " + length + " bytes");
                     }
                     payload = new byte[(int) length];
-                    Wire.readFully(ch, ByteBuffer.wrap(payload));
+                    try {
+                        Wire.readFully(ch, ByteBuffer.wrap(payload));
+                    } catch (IOException e) {
+                        budget.release(cost); // the request never runs: its cost must not stall the drain
+                        throw e;
+                    }
                 }
                 RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length,
                         payload);

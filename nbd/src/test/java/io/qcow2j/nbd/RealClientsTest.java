@@ -10,12 +10,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The export used by real NBD clients: qemu-io, qemu-img (convert, map), libnbd's nbdinfo and nbdcopy, and
  * fio's nbd engine. Every test checks the image with qemu-img afterwards.
  */
+@Timeout(120)
 class RealClientsTest {
     @TempDir
     Path dir;
