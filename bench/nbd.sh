@@ -72,7 +72,7 @@ run_fio() { # SCENARIO URI OUT
     seqwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
   esac
   fio --name="$1" --ioengine=nbd --uri="$2" "${args[@]}" --size="$size" --runtime="$runtime" --time_based \
-      --ramp_time=1 --output-format=json > "$3"
+      --ramp_time=1 --output-format=json --output="$3" > /dev/null
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$3"
 }
 
