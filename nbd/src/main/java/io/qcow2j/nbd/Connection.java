@@ -89,7 +89,8 @@ final class Connection {
 
     private void transmit(Handshake.Result session) throws IOException {
         ReplyWriter out = new ReplyWriter(ch);
-        RequestDispatcher dispatcher = new RequestDispatcher(session, out, log);
+        BufferPool buffers = new BufferPool();
+        RequestDispatcher dispatcher = new RequestDispatcher(session, out, log, buffers);
         ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER);
         try {
             while (true) {
@@ -112,7 +113,7 @@ final class Connection {
                 boolean sized = type == CMD_READ || type == CMD_WRITE;
                 int cost = REQUEST_COST + (sized ? (int) Math.min(length, MAX_PAYLOAD) : 0);
                 budget.acquireUninterruptibly(cost);
-                byte[] payload = null;
+                ByteBuffer payload = null;
                 if (type == CMD_WRITE) {
                     if (length > MAX_PAYLOAD) {
                         // Its payload follows and is too big to take: answer, then hang up (the spec allows it).
@@ -120,13 +121,14 @@ final class Connection {
                         out.simple(cookie, EOVERFLOW, null);
                         throw new Handshake.ProtocolException("write of " + length + " bytes");
                     }
-                    payload = new byte[(int) length];
+                    payload = buffers.take((int) length);
                     try {
-                        Wire.readFully(ch, ByteBuffer.wrap(payload));
+                        Wire.readFully(ch, payload);
                     } catch (IOException e) {
                         budget.release(cost); // the request never runs: its cost must not stall the drain
                         throw e;
                     }
+                    payload.flip();
                 }
                 RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length,
                         payload);

@@ -28,7 +28,7 @@ import java.util.function.Consumer;
  */
 final class RequestDispatcher {
     /** One request as read off the wire; {@code payload} holds a write's data. */
-    record Request(int flags, int type, long cookie, long offset, long length, byte[] payload) {}
+    record Request(int flags, int type, long cookie, long offset, long length, ByteBuffer payload) {}
 
     /** At most this many block status descriptors in one reply (bounds its size: 8 bytes each). */
     private static final int MAX_DESCRIPTORS = 1 << 16;
@@ -39,8 +39,10 @@ final class RequestDispatcher {
     private final Handshake.Result session;
     private final ReplyWriter out;
     private final Consumer<String> log;
+    private final BufferPool buffers;
 
-    RequestDispatcher(Handshake.Result session, ReplyWriter out, Consumer<String> log) {
+    RequestDispatcher(Handshake.Result session, ReplyWriter out, Consumer<String> log, BufferPool buffers) {
+        this.buffers = buffers;
         this.session = session;
         this.export = session.export();
         this.disk = export.disk();
@@ -57,6 +59,7 @@ final class RequestDispatcher {
             } catch (IOException e) {
                 replyFailed.accept(e);
             } finally {
+                buffers.give(r.payload());
                 done.run();
             }
         });
@@ -137,16 +140,24 @@ final class RequestDispatcher {
     }
 
     private void read(Request r) throws IOException {
+        ByteBuffer buf = buffers.take((int) r.length());
+        try {
+            read(r, buf, MemorySegment.ofBuffer(buf));
+        } finally {
+            buffers.give(buf);
+        }
+    }
+
+    private void read(Request r, ByteBuffer buf, MemorySegment seg) throws IOException {
         int len = (int) r.length();
-        byte[] buf = new byte[len];
         boolean holes = session.structured() && (r.flags() & CMD_FLAG_DF) == 0 && len > 0;
         if (!holes) {
-            disk.read(r.offset(), MemorySegment.ofArray(buf));
+            disk.read(r.offset(), seg);
             if (session.structured()) {
                 out.send(new ReplyWriter.Structured(r.cookie()).chunk(REPLY_TYPE_OFFSET_DATA,
-                        ByteBuffer.allocate(8).putLong(0, r.offset()), ByteBuffer.wrap(buf)));
+                        ByteBuffer.allocate(8).putLong(0, r.offset()), buf));
             } else {
-                out.simple(r.cookie(), 0, ByteBuffer.wrap(buf));
+                out.simple(r.cookie(), 0, buf);
             }
             return;
         }
@@ -171,9 +182,8 @@ final class RequestDispatcher {
             if (zero) {
                 reply.chunk(REPLY_TYPE_OFFSET_HOLE, ByteBuffer.allocate(12).putLong(0, pos).putInt(8, count));
             } else {
-                disk.read(pos, MemorySegment.ofArray(buf).asSlice(from, count));
-                reply.chunk(REPLY_TYPE_OFFSET_DATA, ByteBuffer.allocate(8).putLong(0, pos),
-                        ByteBuffer.wrap(buf, from, count));
+                disk.read(pos, seg.asSlice(from, count));
+                reply.chunk(REPLY_TYPE_OFFSET_DATA, ByteBuffer.allocate(8).putLong(0, pos), buf.slice(from, count));
             }
             pos = stop;
         }
@@ -181,12 +191,12 @@ final class RequestDispatcher {
     }
 
     private void write(Request r) throws IOException {
-        byte[] data = r.payload();
+        MemorySegment data = MemorySegment.ofBuffer(r.payload());
         if (export.detectZeroes() != Export.DetectZeroes.OFF && allZero(data)) {
             boolean unmap = export.detectZeroes() == Export.DetectZeroes.UNMAP && export.discard();
-            disk.writeZeroes(r.offset(), data.length, ZeroFlag.unmapIf(unmap));
+            disk.writeZeroes(r.offset(), data.byteSize(), ZeroFlag.unmapIf(unmap));
         } else {
-            disk.write(r.offset(), MemorySegment.ofArray(data));
+            disk.write(r.offset(), data);
         }
         fua(r);
     }
@@ -266,9 +276,9 @@ final class RequestDispatcher {
         return b.flip();
     }
 
-    private static boolean allZero(byte[] data) {
-        for (byte b : data) {
-            if (b != 0) {
+    private static boolean allZero(MemorySegment data) {
+        for (long i = 0; i < data.byteSize(); i++) {
+            if (data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i) != 0) {
                 return false;
             }
         }
