@@ -16,12 +16,14 @@ final class Served implements AutoCloseable {
     final Path image;
     final Disk disk;
     final NbdServer server;
-    final List<String> log = new CopyOnWriteArrayList<>();
+    /** What the server logged (one line per event). */
+    final List<String> log;
 
-    private Served(Path image, Disk disk, NbdServer server) {
+    private Served(Path image, Disk disk, NbdServer server, List<String> log) {
         this.image = image;
         this.disk = disk;
         this.server = server;
+        this.log = log;
     }
 
     /** Serves {@code image} read/write, export "", persistent, {@code shared} clients, on 127.0.0.1. */
@@ -36,9 +38,7 @@ final class Served implements AutoCloseable {
         List<String> log = new CopyOnWriteArrayList<>();
         NbdServer s = NbdServer.start(e, new NbdServer.Options(address, shared, true, Duration.ofSeconds(5)),
                 log::add);
-        Served served = new Served(image, d, s);
-        served.log.addAll(log);
-        return served;
+        return new Served(image, d, s, log);
     }
 
     String uri() {

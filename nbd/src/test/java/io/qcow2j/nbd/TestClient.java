@@ -131,6 +131,11 @@ final class TestClient implements AutoCloseable {
         return reply(0).error();
     }
 
+    /** Whether the server closed the connection: the next read sees the end of the stream. */
+    boolean closedByServer() throws IOException {
+        return ch.read(ByteBuffer.allocate(1)) < 0;
+    }
+
     @Override
     public void close() throws IOException {
         ch.close();
