@@ -37,6 +37,26 @@ class ServeCommandTest {
     }
 
     @Test
+    void sigintWhileAClientWritesStopsCleanly() throws Exception {
+        Path img = Qemu.create(dir, "busy.qcow2", null, "64M");
+        try (ServeProcess s = ServeProcess.start(dir, "-p", "0", "-t", img.toString())) {
+            Process fio = new ProcessBuilder("fio", "--name=busy", "--ioengine=nbd", "--uri=" + s.uri,
+                    "--rw=randwrite", "--bs=64k", "--iodepth=16", "--size=64M", "--time_based", "--runtime=60")
+                    .redirectErrorStream(true).redirectOutput(dir.resolve("fio.out").toFile()).start();
+            try {
+                Thread.sleep(2000);
+                assertThat(fio.isAlive()).as("fio is writing").isTrue();
+                Qemu.run(dir, "kill", "-INT", Long.toString(s.process.pid()));
+                assertThat(s.waitFor()).as("exit status after SIGINT").isZero();
+                assertThat(fio.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)).as("fio sees the end").isTrue();
+            } finally {
+                fio.destroyForcibly();
+            }
+        }
+        Qemu.requireClean(img, "after SIGINT during writes");
+    }
+
+    @Test
     void withoutPersistentTheServerExitsAfterTheLastClient() throws Exception {
         Path img = Qemu.create(dir, "b.qcow2", null, "1M");
         try (ServeProcess s = ServeProcess.start(dir, "-p", "0", "-r", img.toString())) {
