@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
             MeasureCommand.class,
             IoCommand.class,
             BenchCommand.class,
+            ServeCommand.class,
         })
 public final class Main implements Runnable {
 

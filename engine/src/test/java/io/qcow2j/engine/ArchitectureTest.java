@@ -107,6 +107,33 @@ class ArchitectureTest {
         }
     }
 
+    /** The NBD server (module nbd) is a client of the engine's API like any embedder: nothing internal. */
+    @Test
+    void theNbdServerUsesOnlyTheEnginesApiAndStaysSmall() throws IOException {
+        Path nbd = Path.of("../nbd/src/main/java");
+        assertThat(Files.readString(nbd.resolve("module-info.java")))
+                .contains("requires io.qcow2j.engine;", "exports io.qcow2j.nbd;").doesNotContain("requires io.qcow2j.ffm");
+        Pattern anyImport = Pattern.compile("^import (?:static )?(io\\.qcow2j\\.[\\w.]*?)\\.[A-Z][\\w.]*;", Pattern.MULTILINE);
+        List<String> violations = new ArrayList<>();
+        try (Stream<Path> s = Files.walk(nbd.resolve("io/qcow2j/nbd"))) {
+            for (Path f : s.filter(p -> p.toString().endsWith(".java")).toList()) {
+                String text = Files.readString(f);
+                Matcher m = anyImport.matcher(text);
+                while (m.find()) {
+                    if (!m.group(1).equals(ROOT) && !m.group(1).equals("io.qcow2j.nbd")) {
+                        violations.add(f.getFileName() + " uses " + m.group(1));
+                    }
+                }
+                if (text.lines().count() > MAX_LINES) {
+                    violations.add(f.getFileName() + " has more than " + MAX_LINES + " lines");
+                }
+            }
+        }
+        assertThat(violations).isEmpty();
+        assertThat(Files.readString(nbd.resolve("io/qcow2j/nbd/package-info.java")).toLowerCase(java.util.Locale.ROOT))
+                .contains("owns", "may use");
+    }
+
     private static List<Path> sources() throws IOException {
         try (Stream<Path> s = Files.walk(SOURCES)) {
             return s.filter(p -> p.toString().endsWith(".java") && !p.endsWith("package-info.java")).sorted().toList();

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# qcow2j serve against qemu-nbd through the same client: fio's nbd engine (libnbd), the same qcow2 image on
+# tmpfs, the servers alternating, medians of the repetitions and the ratio qcow2j / qemu-nbd.
+#
+#   bench/nbd.sh [--smoke] [--reps N] [--runtime SECONDS] [--transports "unix tcp"]
+#
+# Scenarios: 4 KiB random reads at depth 1 and 16, 4 KiB random writes at depth 16 (on a fully allocated
+# image), and 64 KiB sequential allocating writes on a fresh image. --smoke: 1 repetition of 3 s on a 256 MiB
+# image, Unix socket only (about a minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
+set -euo pipefail
+root=$(dirname "$(readlink -f "$0")")/..
+reps=3 runtime=10 size=1G transports="unix tcp" mode=full
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) reps=1 runtime=3 size=256M transports=unix mode=smoke ;;
+    --reps) reps=$2; shift ;;
+    --runtime) runtime=$2; shift ;;
+    --transports) transports=$2; shift ;;
+    *) echo "usage: $0 [--smoke] [--reps N] [--runtime S] [--transports \"unix tcp\"]" >&2; exit 2 ;;
+  esac
+  shift
+done
+for t in fio qemu-nbd qemu-img qemu-io python3; do
+  command -v $t >/dev/null || { echo "bench/nbd.sh: needs $t" >&2; exit 1; }
+done
+fio --enghelp 2>/dev/null | grep -qw nbd || { echo "bench/nbd.sh: this fio has no nbd engine" >&2; exit 1; }
+"$root/qcow2j" --version >/dev/null # builds the CLI if needed
+work=/dev/shm/qcow2j-nbd-bench
+results="$root/bench/results/$(date -u +%Y%m%dT%H%M%S)-nbd-$mode"
+mkdir -p "$work" "$results"
+tsv="$results/runs.tsv"
+printf 'scenario\ttransport\tserver\trep\tiops\n' > "$tsv"
+server_pid=
+stop_server() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  server_pid=
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+
+# start_server SERVER TRANSPORT IMAGE: sets uri
+start_server() {
+  local server=$1 transport=$2 img=$3 addr
+  if [ "$transport" = unix ]; then addr=(-k "$work/sock"); uri="nbd+unix:///?socket=$work/sock"
+  else addr=(-b 127.0.0.1 -p 10899); uri="nbd://127.0.0.1:10899/"; fi
+  rm -f "$work/sock"
+  if [ "$server" = qcow2j ]; then
+    "$root/qcow2j" serve "${addr[@]}" -t -e 4 -f qcow2 "$img" > "$work/ready" 2> "$results/serve.err" &
+  else
+    qemu-nbd "${addr[@]}" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$img" 2> "$results/qemu-nbd.err" &
+  fi
+  server_pid=$!
+  for _ in $(seq 200); do
+    nbdinfo --size "$uri" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench/nbd.sh: $server did not start" >&2; exit 1
+}
+
+# prepare SCENARIO IMAGE: a fully written image for the random scenarios, a fresh one for allocating writes
+prepare() {
+  rm -f "$2"
+  qemu-img create -q -f qcow2 "$2" "$size"
+  if [ "$1" != seqwrite64k ]; then qemu-io -f qcow2 -c "write -P 0x5a 0 $size" "$2" >/dev/null; fi
+}
+
+run_fio() { # SCENARIO URI OUT
+  local args
+  case "$1" in
+    randread4k-qd1) args=(--rw=randread --bs=4k --iodepth=1) ;;
+    randread4k-qd16) args=(--rw=randread --bs=4k --iodepth=16) ;;
+    randwrite4k-qd16) args=(--rw=randwrite --bs=4k --iodepth=16) ;;
+    seqwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
+  esac
+  fio --name="$1" --ioengine=nbd --uri="$2" "${args[@]}" --size="$size" --runtime="$runtime" --time_based \
+      --ramp_time=1 --output-format=json --output="$3" > /dev/null
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$3"
+}
+
+scenarios="randread4k-qd1 randread4k-qd16 randwrite4k-qd16 seqwrite64k"
+for rep in $(seq "$reps"); do
+  for transport in $transports; do
+    for scenario in $scenarios; do
+      # alternate which server goes first from one repetition to the next
+      servers="qemu-nbd qcow2j"; [ $((rep % 2)) = 0 ] && servers="qcow2j qemu-nbd"
+      for server in $servers; do
+        prepare "$scenario" "$work/img.qcow2"
+        start_server "$server" "$transport" "$work/img.qcow2"
+        iops=$(run_fio "$scenario" "$uri" "$results/$scenario-$transport-$server-$rep.json")
+        stop_server
+        qemu-img check -q "$work/img.qcow2" || echo "bench/nbd.sh: image not clean after $server" >&2
+        printf '%s\t%s\t%s\t%s\t%s\n' "$scenario" "$transport" "$server" "$rep" "$iops" >> "$tsv"
+        echo "$scenario $transport $server rep $rep: $iops IOPS" >&2
+      done
+    done
+  done
+done
+{ uname -a; nproc; fio --version; qemu-nbd --version | head -1; git -C "$root" rev-parse --short HEAD; } > "$results/env.txt"
+python3 - "$tsv" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+keys = sorted({(r["scenario"], r["transport"]) for r in rows}, key=lambda k: (k[1], k[0]))
+print("| scenario | transport | qemu-nbd IOPS | qcow2j IOPS | qcow2j / qemu-nbd |")
+print("|---|---|---:|---:|---:|")
+for s, t in keys:
+    med = {srv: statistics.median(int(r["iops"]) for r in rows if (r["scenario"], r["transport"], r["server"]) == (s, t, srv))
+           for srv in ("qemu-nbd", "qcow2j")}
+    print(f"| {s} | {t} | {med['qemu-nbd']:.0f} | {med['qcow2j']:.0f} | {med['qcow2j'] / med['qemu-nbd']:.2f} |")
+PY
+echo "raw data: $results" >&2

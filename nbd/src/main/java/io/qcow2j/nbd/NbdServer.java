@@ -1,0 +1,228 @@
+package io.qcow2j.nbd;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.SocketAddress;
+import java.net.StandardProtocolFamily;
+import java.net.StandardSocketOptions;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+
+/**
+ * An NBD server exporting one {@link Export} on a TCP address or a Unix socket, as {@code qemu-nbd} does.
+ *
+ * <p>At most {@code shared} clients are served at once; further ones wait in the listen backlog until one
+ * leaves (qemu-nbd's {@code -e}). A client that has not finished its handshake within the handshake timeout
+ * is disconnected, so idle connections cannot hold the slots. Without {@code persistent} the server stops
+ * when its last client leaves. {@link #close()} stops accepting, lets every connection finish the requests
+ * in flight and closes them; the caller then flushes and closes the disk.
+ *
+ * <p>Threads: one platform thread accepts; each connection reads on a virtual thread and runs its requests
+ * on virtual threads ({@link RequestDispatcher}).
+ */
+public final class NbdServer implements AutoCloseable {
+    /** How a server listens and how many clients it serves. */
+    public record Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout) {
+        public Options {
+            Objects.requireNonNull(address);
+            if (shared < 1) {
+                throw new IllegalArgumentException("Invalid shared device number '" + shared + "'");
+            }
+        }
+    }
+
+    private final Export export;
+    private final Options options;
+    private final Consumer<String> log;
+    private final ServerSocketChannel listener;
+    private final SocketAddress bound;
+    /** Free client slots ({@code shared} - connections being served). */
+    private final Semaphore slots;
+    private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private final Thread acceptor;
+    private volatile boolean closing;
+
+    private NbdServer(Export export, Options options, Consumer<String> log) throws IOException {
+        this.export = export;
+        this.options = options;
+        this.log = log;
+        this.slots = new Semaphore(options.shared());
+        boolean unix = options.address() instanceof UnixDomainSocketAddress;
+        listener = ServerSocketChannel.open(unix ? StandardProtocolFamily.UNIX : familyOf(options.address()));
+        try {
+            if (!unix) {
+                listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+            }
+            listener.bind(options.address(), 128);
+        } catch (IOException e) {
+            listener.close();
+            throw new IOException("Failed to bind socket " + describe(options.address()) + ": " + e.getMessage(), e);
+        }
+        bound = listener.getLocalAddress();
+        acceptor = Thread.ofPlatform().name("nbd-accept").daemon().unstarted(this::acceptLoop);
+    }
+
+    /** Binds {@code options.address()} and starts serving {@code export}; {@code log} gets one-line events. */
+    public static NbdServer start(Export export, Options options, Consumer<String> log) throws IOException {
+        NbdServer s = new NbdServer(export, options, log);
+        s.acceptor.start();
+        return s;
+    }
+
+    /** The address actually bound (a TCP port of 0 is resolved). */
+    public SocketAddress address() {
+        return bound;
+    }
+
+    /** The export's URI as libnbd and QEMU write it. */
+    public String uri() {
+        String name = export.name();
+        if (bound instanceof UnixDomainSocketAddress u) {
+            return "nbd+unix:///" + name + "?socket=" + u.getPath();
+        }
+        InetSocketAddress a = (InetSocketAddress) bound;
+        String host = a.getAddress().getHostAddress();
+        return "nbd://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort() + "/" + name;
+    }
+
+    /** Waits until the server has stopped (closed, or its last client left when not persistent). */
+    public void await() throws InterruptedException {
+        stopped.await();
+    }
+
+    /** Number of clients being served now. */
+    public int clients() {
+        return connections.size();
+    }
+
+    private void acceptLoop() {
+        try {
+            while (!closing) {
+                slots.acquireUninterruptibly();
+                SocketChannel c;
+                try {
+                    c = listener.accept();
+                } catch (IOException e) {
+                    slots.release();
+                    if (!closing && !(e instanceof ClosedChannelException)) {
+                        log.accept("accept failed: " + e.getMessage());
+                        continue;
+                    }
+                    return;
+                }
+                if (!(bound instanceof UnixDomainSocketAddress)) {
+                    c.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                }
+                Connection conn = new Connection(c, export, log);
+                connections.add(conn);
+                if (closing) {
+                    conn.close();
+                }
+                Thread.ofVirtual().name("nbd-connection").start(() -> serve(conn));
+                Thread.ofVirtual().name("nbd-handshake-timer").start(() -> handshakeTimer(conn));
+            }
+        } catch (IOException e) {
+            log.accept("accept failed: " + e.getMessage());
+        }
+    }
+
+    private void serve(Connection conn) {
+        try {
+            conn.run();
+        } finally {
+            connections.remove(conn);
+            slots.release();
+            if (!options.persistent() && connections.isEmpty() && !closing) {
+                Thread.ofVirtual().start(this::close);
+            }
+        }
+    }
+
+    private void handshakeTimer(Connection conn) {
+        try {
+            Thread.sleep(options.handshakeTimeout());
+        } catch (InterruptedException e) {
+            return;
+        }
+        if (!conn.negotiated()) {
+            conn.close();
+        }
+    }
+
+    /** Stops accepting, finishes the requests in flight of every client and disconnects them. Idempotent. */
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closing) {
+                awaitQuietly();
+                return;
+            }
+            closing = true;
+        }
+        try {
+            listener.close();
+        } catch (IOException e) {
+            // already closed
+        }
+        for (Connection c : connections) {
+            c.stop();
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!connections.isEmpty() && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        connections.forEach(Connection::close);
+        if (bound instanceof UnixDomainSocketAddress u) {
+            try {
+                Files.deleteIfExists(u.getPath());
+            } catch (IOException e) {
+                log.accept("could not remove " + u.getPath() + ": " + e.getMessage());
+            }
+        }
+        stopped.countDown();
+    }
+
+    private void awaitQuietly() {
+        try {
+            stopped.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static StandardProtocolFamily familyOf(SocketAddress a) {
+        return a instanceof InetSocketAddress i && i.getAddress() instanceof java.net.Inet6Address
+                ? StandardProtocolFamily.INET6 : StandardProtocolFamily.INET;
+    }
+
+    private static String describe(SocketAddress a) {
+        if (a instanceof UnixDomainSocketAddress u) {
+            return u.getPath().toString();
+        }
+        InetSocketAddress i = (InetSocketAddress) a;
+        return i.getHostString() + ":" + i.getPort();
+    }
+
+    /** A Unix socket address, for callers that do not import java.net. */
+    public static SocketAddress unixSocket(Path path) {
+        return UnixDomainSocketAddress.of(path);
+    }
+}
