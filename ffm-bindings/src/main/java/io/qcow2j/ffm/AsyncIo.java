@@ -47,6 +47,14 @@ public sealed interface AsyncIo extends AutoCloseable permits IoUring, ThreadPoo
     void close();
 
     /**
+     * The process-wide backend that files opened by the engine share, opened on first use with the depth of
+     * the {@code qcow2j.aio.depth} system property (256 when unset); never closed (its reaper is a daemon).
+     */
+    static AsyncIo shared() {
+        return SharedIo.INSTANCE;
+    }
+
+    /**
      * The backend the {@value #BACKEND_PROPERTY} system property asks for ({@code auto} when unset): io_uring
      * where the kernel gives it, else the thread pool.
      */
