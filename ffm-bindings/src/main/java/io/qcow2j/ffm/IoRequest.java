@@ -50,6 +50,9 @@ public final class IoRequest {
     /** Whether this request is linked to the next (IOSQE_IO_LINK). */
     boolean linked;
 
+    /** Errno capture for the submitting call, allocated once per request object (not per request). */
+    private MemorySegment callState;
+
     private Thread waiter;
     /** Bytes moved, or -errno; valid once {@link #finished} is true. */
     private long result;
@@ -120,6 +123,15 @@ public final class IoRequest {
     public IoRequest onCompletion(Completion c) {
         this.completion = c;
         return this;
+    }
+
+    MemorySegment callState() {
+        MemorySegment st = callState;
+        if (st == null) {
+            st = IoUring.newCallState();
+            callState = st;
+        }
+        return st;
     }
 
     /** Called by the backend as the request is handed over. */

@@ -99,7 +99,7 @@ public final class IoUring implements AsyncIo {
     private final int[] freeSlots;
     private int freeCount;
     private boolean closed;
-    /** Per-thread errno capture for submitters; the reaper has its own. Guarded by lock. */
+    /** Errno capture for submissions made under the lock (close, the reaper's continuations). */
     private final MemorySegment submitState;
 
     // Reaper-only scratch: the requests a batch of CQEs finished, completed after the slots are freed.
@@ -206,6 +206,11 @@ public final class IoUring implements AsyncIo {
         }
     }
 
+    /** The capture layout, for {@link IoRequest}'s own errno segment. */
+    static MemorySegment newCallState() {
+        return Arena.ofAuto().allocate(CAPTURE_LAYOUT);
+    }
+
     private static int errno(MemorySegment st) {
         return (int) ERRNO.get(st, 0L);
     }
@@ -261,10 +266,15 @@ public final class IoUring implements AsyncIo {
                 inflight[slot] = r;
                 writeSqe(slot, r);
             }
-            enter(n);
+            U32.setRelease(sqRing, sqTailOff, sqTail);
         } finally {
             lock.unlock();
         }
+        // Submitted outside the lock: buffered I/O the kernel can do at once is done inside this call, and
+        // other submitters must not queue behind that copy. Each call consumes n SQEs, so every published SQE
+        // is consumed by exactly one call, whoever's it is; the SQE array cannot be overwritten before the
+        // kernel consumed an entry because unconsumed entries each hold an in-flight slot (at most entries).
+        enter(first.callState(), n);
     }
 
     /** Fills the next SQE for {@code r} (continuing after {@code r.done} bytes). Caller holds the lock. */
@@ -292,17 +302,22 @@ public final class IoUring implements AsyncIo {
         sqTail++;
     }
 
-    /** Publishes the SQ tail and submits {@code n} SQEs; retries EINTR/EAGAIN. Caller holds the lock. */
+    /** Publishes the SQ tail and submits {@code n} SQEs; the caller holds the lock. */
     private void enter(int n) throws ErrnoException {
         U32.setRelease(sqRing, sqTailOff, sqTail);
+        enter(submitState, n);
+    }
+
+    /** Submits {@code n} published SQEs, with {@code st} for errno; retries EINTR/EAGAIN. */
+    private void enter(MemorySegment st, int n) throws ErrnoException {
         int left = n;
         while (left > 0) {
-            long r = syscall(submitState, SYS_IO_URING_ENTER, ringFd, left, 0, 0, 0, 0);
+            long r = syscall(st, SYS_IO_URING_ENTER, ringFd, left, 0, 0, 0, 0);
             if (r >= 0) {
                 left -= (int) r;
                 continue;
             }
-            int e = errno(submitState);
+            int e = errno(st);
             if (e != Errno.EINTR && e != Errno.EAGAIN) {
                 throw new ErrnoException("io_uring_enter(submit " + left + ")", e);
             }
