@@ -30,6 +30,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * load of the CQ tail, continues short transfers, frees their slots and completes the requests (waking the
  * parked owner or running its callback); the CQ head is published with a release store. One reaper rather
  * than submitter-reaps: a submitter that reaped would have to wait in the kernel, pinning a virtual thread.
+ * But a submitter does consume, without waiting, the CQEs already there after its submit when no one else
+ * is (buffered I/O the kernel completes inside the submit call): that saves a reaper wake-up and an unpark.
  *
  * <p>The number in flight is bounded by the SQ size (a submitter parks on {@link #slotFree} when all slots
  * are taken), and the CQ is twice as large, so neither ring can overflow. {@code user_data} is the slot
@@ -102,7 +104,9 @@ public final class IoUring implements AsyncIo {
     /** Errno capture for submissions made under the lock (close, the reaper's continuations). */
     private final MemorySegment submitState;
 
-    // Reaper-only scratch: the requests a batch of CQEs finished, completed after the slots are freed.
+    /** Held while consuming CQEs: by the reaper, or by a submitter that finds it free (see reapIfFree). */
+    private final ReentrantLock reapLock = new ReentrantLock();
+    // Guarded by reapLock: the requests a batch of CQEs finished, completed after the slots are freed.
     private final IoRequest[] finishedRequests;
     private final long[] finishedResults;
 
@@ -275,6 +279,7 @@ public final class IoUring implements AsyncIo {
         // is consumed by exactly one call, whoever's it is; the SQE array cannot be overwritten before the
         // kernel consumed an entry because unconsumed entries each hold an in-flight slot (at most entries).
         enter(first.callState(), n);
+        reapIfFree();
     }
 
     /** Fills the next SQE for {@code r} (continuing after {@code r.done} bytes). Caller holds the lock. */
@@ -327,11 +332,8 @@ public final class IoUring implements AsyncIo {
 
     private void reap() {
         MemorySegment st = Arena.global().allocate(CAPTURE_LAYOUT);
-        int head = (int) U32.getAcquire(cqRing, cqHeadOff);
-        boolean stopping = false;
-        while (!stopping) {
-            int tail = (int) U32.getAcquire(cqRing, cqTailOff);
-            if (head == tail) {
+        while (true) {
+            if ((int) U32.getAcquire(cqRing, cqTailOff) == (int) U32.getAcquire(cqRing, cqHeadOff)) {
                 long r = syscall(st, SYS_IO_URING_ENTER, ringFd, 0, 1, ENTER_GETEVENTS, 0, 0);
                 if (r < 0 && errno(st) != Errno.EINTR && errno(st) != Errno.EAGAIN) {
                     // Nothing sensible remains: the ring is broken. Fail everything in flight.
@@ -340,52 +342,91 @@ public final class IoUring implements AsyncIo {
                 }
                 continue;
             }
-            int finished = 0;
-            lock.lock();
+            reapLock.lock();
             try {
-                for (; head != tail; head++) {
-                    long cqe = cqesOff + (long) (head & cqMask) * CQE_SIZE;
-                    long userData = cqRing.get(JAVA_LONG, cqe);
-                    long res = cqRing.get(JAVA_INT, cqe + 8);
-                    if (userData == SHUTDOWN) {
-                        stopping = true;
-                        continue;
-                    }
-                    int slot = (int) userData;
-                    IoRequest r = inflight[slot];
-                    if (res >= 0 && r.continueAfter(res)) {
-                        writeSqe(slot, r); // a short transfer goes on from where it stopped
-                        enterFromReaper();
-                        continue;
-                    }
-                    if (res == 0 && r.buffer != null && (r.opcode == IoRequest.OP_WRITE
-                            || r.opcode == IoRequest.OP_WRITE_FIXED) && r.done < r.length) {
-                        res = -Errno.EIO; // a regular file never writes nothing; refuse to spin
-                    } else if (res >= 0 && r.buffer != null) {
-                        res = r.done;
-                    }
-                    inflight[slot] = null;
-                    freeSlots[freeCount++] = slot;
-                    finishedRequests[finished] = r;
-                    finishedResults[finished++] = res;
-                }
-                U32.setRelease(cqRing, cqHeadOff, head);
-                if (finished > 0) {
-                    slotFree.signalAll();
+                if (drain(true)) {
+                    return;
                 }
             } finally {
-                lock.unlock();
-            }
-            for (int i = 0; i < finished; i++) {
-                IoRequest r = finishedRequests[i];
-                finishedRequests[i] = null;
-                r.next = null;
-                r.finish(finishedResults[i]);
+                reapLock.unlock();
             }
         }
     }
 
-    private void enterFromReaper() {
+    /**
+     * A submitter's chance to reap: buffered I/O the kernel did inside the submitting call has its CQE
+     * already, and completing it here saves the reaper's wake-up and the park/unpark. Never waits: if the
+     * reaper (or another submitter) is draining, it will see these CQEs.
+     */
+    private void reapIfFree() {
+        if (!reapLock.isHeldByCurrentThread() && reapLock.tryLock()) {
+            try {
+                drain(false);
+            } finally {
+                reapLock.unlock();
+            }
+        }
+    }
+
+    /**
+     * Consumes the CQEs there are: continues short transfers, frees the slots of the finished requests
+     * (under {@link #lock}), publishes the CQ head, then completes them. Only the reaper consumes the
+     * shutdown NOP (a submitter stops before it, so the reaper, waiting for a CQE, sees it). Returns whether
+     * it did. Caller holds {@link #reapLock}.
+     */
+    private boolean drain(boolean reaper) {
+        int head = (int) U32.getAcquire(cqRing, cqHeadOff);
+        int tail = (int) U32.getAcquire(cqRing, cqTailOff);
+        boolean stopping = false;
+        int finished = 0;
+        lock.lock();
+        try {
+            for (; head != tail; head++) {
+                long cqe = cqesOff + (long) (head & cqMask) * CQE_SIZE;
+                long userData = cqRing.get(JAVA_LONG, cqe);
+                long res = cqRing.get(JAVA_INT, cqe + 8);
+                if (userData == SHUTDOWN) {
+                    if (!reaper) {
+                        break;
+                    }
+                    stopping = true;
+                    continue;
+                }
+                int slot = (int) userData;
+                IoRequest r = inflight[slot];
+                if (res >= 0 && r.continueAfter(res)) {
+                    writeSqe(slot, r); // a short transfer goes on from where it stopped
+                    enterUnderLock();
+                    continue;
+                }
+                if (res == 0 && r.buffer != null && (r.opcode == IoRequest.OP_WRITE
+                        || r.opcode == IoRequest.OP_WRITE_FIXED) && r.done < r.length) {
+                    res = -Errno.EIO; // a regular file never writes nothing; refuse to spin
+                } else if (res >= 0 && r.buffer != null) {
+                    res = r.done;
+                }
+                inflight[slot] = null;
+                freeSlots[freeCount++] = slot;
+                finishedRequests[finished] = r;
+                finishedResults[finished++] = res;
+            }
+            U32.setRelease(cqRing, cqHeadOff, head);
+            if (finished > 0) {
+                slotFree.signalAll();
+            }
+        } finally {
+            lock.unlock();
+        }
+        for (int i = 0; i < finished; i++) {
+            IoRequest r = finishedRequests[i];
+            finishedRequests[i] = null;
+            r.next = null;
+            r.finish(finishedResults[i]);
+        }
+        return stopping;
+    }
+
+    private void enterUnderLock() {
         try {
             enter(1);
         } catch (ErrnoException e) {
