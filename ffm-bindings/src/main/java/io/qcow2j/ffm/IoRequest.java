@@ -53,7 +53,8 @@ public final class IoRequest {
     /** Errno capture for the submitting call, allocated once per request object (not per request). */
     private MemorySegment callState;
 
-    private Thread waiter;
+    /** The thread parked in {@link #await}; volatile for the handshake with {@link #finish}. */
+    private volatile Thread waiter;
     /** Bytes moved, or -errno; valid once {@link #finished} is true. */
     private long result;
     /** Written last by the completing thread (release), read first by the waiter (acquire). */
@@ -134,6 +135,18 @@ public final class IoRequest {
         return st;
     }
 
+    /** Links each request of {@code chain} to the next and hands them all over ({@link #started}). */
+    static void link(IoRequest[] chain) {
+        if (chain.length == 0) {
+            throw new IllegalArgumentException("an empty chain");
+        }
+        for (int i = 0; i < chain.length; i++) {
+            chain[i].linked = i + 1 < chain.length;
+            chain[i].next = chain[i].linked ? chain[i + 1] : null;
+            chain[i].started();
+        }
+    }
+
     /** Called by the backend as the request is handed over. */
     void started() {
         if (!finished) {
@@ -148,9 +161,11 @@ public final class IoRequest {
     /** Called by the backend once, with bytes moved or -errno. */
     void finish(long res) {
         result = res;
-        Thread w = waiter;
-        Completion c = completion;
+        Completion c = completion; // read before finished: the owner may prepare the request again after it
         finished = true;
+        // Read after finished (both volatile): either the waiter saw finished, or this sees the waiter.
+        // Reading it first lost wake-ups: a waiter that registered between the read and finished parked forever.
+        Thread w = waiter;
         if (w != null) {
             LockSupport.unpark(w);
         }

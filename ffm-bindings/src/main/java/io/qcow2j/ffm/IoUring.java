@@ -247,11 +247,7 @@ public final class IoUring implements AsyncIo {
         if (chain.length > entries) {
             throw new IllegalArgumentException("a chain of " + chain.length + " exceeds the ring (" + entries + ")");
         }
-        for (int i = 0; i < chain.length; i++) {
-            chain[i].linked = i + 1 < chain.length;
-            chain[i].next = chain[i].linked ? chain[i + 1] : null;
-            chain[i].started();
-        }
+        IoRequest.link(chain);
         submitAll(chain[0], chain.length);
     }
 

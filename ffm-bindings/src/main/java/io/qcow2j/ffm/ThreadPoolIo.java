@@ -60,11 +60,7 @@ public final class ThreadPoolIo implements AsyncIo {
 
     @Override
     public void submitLinked(IoRequest... chain) throws IOException {
-        for (int i = 0; i < chain.length; i++) {
-            chain[i].linked = i + 1 < chain.length;
-            chain[i].next = chain[i].linked ? chain[i + 1] : null;
-            chain[i].started();
-        }
+        IoRequest.link(chain);
         putHead(chain[0]);
     }
 

@@ -185,6 +185,45 @@ class AsyncIoTest {
         }
     }
 
+    /**
+     * Completion racing the owner's {@code await}: tiny requests from platform and virtual threads, whose
+     * completions often arrive just as the owner starts to wait. A lost wake-up hangs a thread (caught by the
+     * join's deadline).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "threads"})
+    void manyShortRequestsNeverLoseACompletion(String backend) throws Exception {
+        try (TestDirs dirs = TestDirs.shm(); AsyncIo io = AsyncIo.open(backend, 16); Arena arena = Arena.ofShared();
+                AlignedFile f = AlignedFile.open(dirs.file("race"), IoMode.BUFFERED, StandardOpenOption.CREATE,
+                        StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+            java.util.List<Thread> threads = new java.util.ArrayList<>();
+            for (int t = 0; t < 6; t++) {
+                int id = t;
+                Thread.Builder b = t % 2 == 0 ? Thread.ofPlatform() : Thread.ofVirtual();
+                threads.add(b.start(() -> {
+                    MemorySegment buf = arena.allocate(512);
+                    IoRequest r = new IoRequest();
+                    try {
+                        for (int i = 0; i < 15_000; i++) {
+                            io.submit(i % 2 == 0 ? r.write(f.fd(), 512L * id, buf) : r.read(f.fd(), 512L * id, buf));
+                            r.await();
+                        }
+                    } catch (Throwable e) {
+                        failure.compareAndSet(null, e);
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join(java.time.Duration.ofSeconds(30));
+                assertTrue(!t.isAlive(), "a thread still waits: a completion was lost");
+            }
+            if (failure.get() != null) {
+                throw new AssertionError(failure.get());
+            }
+        }
+    }
+
     @Test
     void automaticChoiceIsIoUringHereAndTheFallbackCanBeForced() {
         assumeTrue(readDisabledSysctl() == 0, "io_uring is disabled on this machine");
