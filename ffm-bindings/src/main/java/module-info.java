@@ -1,6 +1,7 @@
 /**
- * libc through the Foreign Function and Memory API: file I/O (buffered or {@code O_DIRECT}), anonymous
- * mappings released with {@code madvise(MADV_DONTNEED)}, and errno turned into typed exceptions.
+ * libc through the Foreign Function and Memory API: file I/O (buffered or {@code O_DIRECT}), asynchronous
+ * file I/O on io_uring (with a thread-pool fallback), anonymous mappings released with
+ * {@code madvise(MADV_DONTNEED)}, and errno turned into typed exceptions.
  * Knows nothing of qcow2. This is the only module that makes restricted (native) calls, so it is the only
  * one that needs {@code --enable-native-access}.
  */

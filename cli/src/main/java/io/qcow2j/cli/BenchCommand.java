@@ -6,7 +6,10 @@ import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
+import io.qcow2j.engine.Qcow2j;
 import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.AsyncFile;
+import io.qcow2j.ffm.AsyncIo;
 import io.qcow2j.ffm.IoMode;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
@@ -22,7 +25,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -32,9 +38,11 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /**
  * {@code qcow2j bench}: {@code qemu-img bench}'s flags and output, so that one argument list runs both tools.
- * Requests go out {@code depth} at a time (one platform thread per request in flight: a downcall pins a
- * virtual thread's carrier, which would cap the real depth at the number of cores), at offset
- * {@code offset + i × step} modulo the image size. Between qemu-img's first and last lines it prints what
+ * Requests go out {@code depth} at a time, at offset {@code offset + i × step} modulo the image size. With
+ * {@code --engine async} (the default) one thread submits through the disk's asynchronous API and keeps
+ * {@code depth} futures in flight (each request's file I/O goes through io_uring, or the thread-pool
+ * fallback with {@code -i threads}); with {@code --engine blocking} {@code depth} platform threads each call
+ * the blocking API (direct {@code pread}/{@code pwrite}). Between qemu-img's first and last lines it prints what
  * qemu-img does not: IOPS, throughput, latency percentiles, cache statistics and fdatasync calls.
  * {@code -f raw} runs the same pattern on a raw file with plain pread/pwrite: the physical limit.
  */
@@ -62,8 +70,13 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--no-drain", description = "do not wait for requests in flight before a flush")
     boolean noDrain;
 
-    @Option(names = "-i", paramLabel = "AIO", description = "accepted for compatibility (threads are used)")
+    @Option(names = "-i", paramLabel = "AIO",
+            description = "I/O backend: io_uring (default where the kernel allows it) or threads; native means io_uring")
     String aio;
+
+    @Option(names = "--engine", paramLabel = "ENGINE",
+            description = "async (default: the asynchronous API, DEPTH requests in flight) or blocking (DEPTH platform threads)")
+    String engine = "async";
 
     @Option(names = "-n", description = "accepted for compatibility (native AIO): ignored")
     boolean nativeAio;
@@ -109,6 +122,24 @@ public final class BenchCommand implements Callable<Integer> {
 
         void write(long offset, MemorySegment buf) throws IOException;
 
+        /** The request, asynchronously: a qcow2 disk's own async API; a raw file's I/O on a virtual thread. */
+        default CompletableFuture<Void> submit(boolean write, long offset, MemorySegment buf) {
+            CompletableFuture<Void> f = new CompletableFuture<>();
+            Thread.ofVirtual().start(() -> {
+                try {
+                    if (write) {
+                        write(offset, buf);
+                    } else {
+                        read(offset, buf);
+                    }
+                    f.complete(null);
+                } catch (Throwable t) {
+                    f.completeExceptionally(t);
+                }
+            });
+            return f;
+        }
+
         void flush() throws IOException;
 
         @Override
@@ -136,6 +167,18 @@ public final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--output must be human or json, not '" + output + "'");
         }
         CacheMode mode = CacheMode.parse(cache);
+        if (!engine.equals("async") && !engine.equals("blocking")) {
+            throw new IllegalArgumentException("--engine must be async or blocking, not '" + engine + "'");
+        }
+        if (aio != null || nativeAio) {
+            String backend = nativeAio || "native".equals(aio) ? "io_uring" : aio;
+            if (!backend.equals("io_uring") && !backend.equals("threads")) {
+                throw new IllegalArgumentException("Invalid aio option: " + aio);
+            }
+            System.setProperty(AsyncIo.BACKEND_PROPERTY, backend); // before the shared backend is opened
+        }
+        engineLine = engine.equals("async") ? "engine: async, " + Qcow2j.ioBackend()
+                : "engine: blocking (" + depth + " platform threads, pread/pwrite)";
         PrintWriter out = spec.commandLine().getOut();
         try (Target target = open(mode)) {
             long imageSize = target.size();
@@ -148,11 +191,16 @@ public final class BenchCommand implements Callable<Integer> {
                 if (flushInterval != 0) {
                     out.printf("Sending flush every %d requests%n", flushInterval);
                 }
+                out.println(engineLine);
                 out.flush();
             }
             Run run = new Run(target, imageSize, bufsize, stepSize, start);
             long t0 = System.nanoTime();
-            run.go();
+            if (engine.equals("async")) {
+                run.goAsync();
+            } else {
+                run.go();
+            }
             double seconds = (System.nanoTime() - t0) / 1e9;
             if (image != null) {
                 stats = snapshot(image);
@@ -184,8 +232,10 @@ public final class BenchCommand implements Callable<Integer> {
         }
         if (format.equals("raw")) {
             IoMode io = mode == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
-            PositionalFile f = write ? AlignedFile.open(Path.of(file), io, StandardOpenOption.READ, StandardOpenOption.WRITE)
+            AlignedFile aligned = write
+                    ? AlignedFile.open(Path.of(file), io, StandardOpenOption.READ, StandardOpenOption.WRITE)
                     : AlignedFile.open(Path.of(file), io, StandardOpenOption.READ);
+            PositionalFile f = engine.equals("async") ? new AsyncFile(aligned, AsyncIo.shared()) : aligned;
             long sz = f.size();
             boolean sync = mode != CacheMode.UNSAFE;
             return new Target() {
@@ -240,6 +290,11 @@ public final class BenchCommand implements Callable<Integer> {
                 im.write(off, b);
             }
 
+            @Override
+            public CompletableFuture<Void> submit(boolean write, long off, MemorySegment b) {
+                return write ? im.writeAsync(off, b) : im.readAsync(off, b);
+            }
+
             public void flush() throws IOException {
                 im.flush();
             }
@@ -251,6 +306,8 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private long rawSyncs;
+    /** Which engine and I/O backend the run uses, one line. */
+    private String engineLine;
     private Map<String, Object> stats;
 
     private static Map<String, Object> snapshot(Qcow2Disk im) {
@@ -312,6 +369,57 @@ public final class BenchCommand implements Callable<Integer> {
             }
             for (Thread t : threads) {
                 t.join();
+            }
+            if (failure != null) {
+                throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        /**
+         * The asynchronous run: this thread submits, a semaphore keeps {@code depth} requests in flight, each
+         * with a buffer of its own from a pool; a flush (with drain) waits for every request in flight first.
+         */
+        void goAsync() throws Exception {
+            int inFlight = (int) Math.min(depth, count);
+            Semaphore slots = new Semaphore(inFlight);
+            ArrayBlockingQueue<MemorySegment> buffers = new ArrayBlockingQueue<>(inFlight);
+            try (Arena arena = Arena.ofShared()) {
+                for (int k = 0; k < inFlight; k++) {
+                    MemorySegment b = arena.allocate(bufsize, 4096);
+                    if (write) {
+                        b.fill((byte) pattern);
+                    }
+                    buffers.add(b);
+                }
+                for (long i = 0; i < count && failure == null; i++) {
+                    if (flushInterval != 0 && i > 0 && i % flushInterval == 0) {
+                        if (!noDrain) {
+                            slots.acquire(inFlight);
+                        }
+                        target.flush();
+                        if (!noDrain) {
+                            slots.release(inFlight);
+                        }
+                    }
+                    long off = offsetOf(i);
+                    if (off + bufsize > imageSize) {
+                        throw new IOException("request " + i + " of " + bufsize + " bytes at offset " + off
+                                + " runs past the end of the image (" + imageSize + " bytes)");
+                    }
+                    slots.acquire();
+                    MemorySegment b = buffers.poll();
+                    int n = (int) i;
+                    long t0 = System.nanoTime();
+                    target.submit(write, off, b).whenComplete((v, e) -> {
+                        latencies[n] = System.nanoTime() - t0;
+                        if (e != null) {
+                            failure = e;
+                        }
+                        buffers.add(b);
+                        slots.release();
+                    });
+                }
+                slots.acquire(inFlight); // every request completed before the buffers go
             }
             if (failure != null) {
                 throw failure instanceof Exception e ? e : new RuntimeException(failure);
@@ -386,6 +494,7 @@ public final class BenchCommand implements Callable<Integer> {
             m.put("requests", count);
             m.put("request-size", bufsize);
             m.put("depth", depth);
+            m.put("engine", engineLine);
             m.put("seconds", Math.round(seconds * 1e6) / 1e6);
             m.put("iops", Math.round(iops * 10) / 10.0);
             m.put("mib-per-second", Math.round(mibs * 100) / 100.0);

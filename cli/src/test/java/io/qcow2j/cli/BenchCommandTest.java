@@ -70,6 +70,27 @@ class BenchCommandTest {
         assertThat(e[2]).contains("Invalid request count specified");
     }
 
+    @Test
+    void bothEnginesWriteWhatQemuImgBenchWrites() throws Exception {
+        qemu(dir, "qemu-img", "create", "-q", "-f", "qcow2", "q.qcow2", "32M");
+        String[] args = {"-w", "-c", "2000", "-d", "16", "-s", "4k", "-S", "20k", "--flush-interval=500", "--pattern=9"};
+        String theirs = dir.resolve("q.qcow2").toString();
+        qemu(dir, concat(new String[] {"qemu-img", "bench"}, args, new String[] {theirs}));
+        for (String engine : new String[] {"async", "blocking"}) {
+            qemu(dir, "qemu-img", "create", "-q", "-f", "qcow2", engine + ".qcow2", "32M");
+            String img = dir.resolve(engine + ".qcow2").toString();
+            String[] ours = run(concat(new String[] {"bench", "--engine", engine}, args, new String[] {img}));
+            assertThat(ours[0]).as(ours[2]).isEqualTo("0");
+            assertThat(ours[1].split("\n")[2]).startsWith("engine: " + engine);
+            qemu(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", img, theirs);
+            assertThat(qemu(dir, "qemu-img", "check", img)).contains("No errors were found");
+        }
+        String[] e = run("bench", "--engine", "fast", theirs);
+        assertThat(e[2]).contains("--engine must be async or blocking, not 'fast'");
+        e = run("bench", "-i", "posix", theirs);
+        assertThat(e[2]).contains("Invalid aio option: posix");
+    }
+
     static String[] concat(String[]... parts) {
         return java.util.Arrays.stream(parts).flatMap(java.util.Arrays::stream).toArray(String[]::new);
     }

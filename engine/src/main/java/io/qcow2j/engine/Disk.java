@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * A guest disk: what a hypervisor's block device model, an NBD export or a copy tool holds. Implemented by
@@ -20,6 +21,17 @@ import java.util.Set;
  * returned is visible to every later read; it is durable once a {@link #flush()} that started after it
  * returned has returned (QEMU's rule). Errors are {@link IOException}s with a one-line message naming the
  * file; corrupt or unsupported metadata is a {@link io.qcow2j.engine.format.Qcow2FormatException}.
+ *
+ * <p>Asynchronous requests ({@link #readAsync}, {@link #writeAsync}, {@link #writeZeroesAsync},
+ * {@link #discardAsync}, {@link #flushAsync}) return at once with a {@link CompletableFuture} that completes
+ * when the request has, in the order the requests finish (not the order they were submitted); a failure
+ * completes it exceptionally with the exception the blocking method would throw. The rules are QEMU's: a
+ * write is visible to every request submitted after its future completed; a flush makes durable every write
+ * whose future completed before the flush was submitted (not those still in flight); overlapping requests in
+ * flight together complete in some order, with the bytes of one or the other. Buffers must stay alive and
+ * unchanged until the future completes, and be accessible from any thread (a shared, global or auto arena,
+ * not a confined one). Each runs the blocking method on a virtual thread, whose file I/O
+ * parks instead of holding a carrier: see docs/ARCHITECTURE.md, "Asynchronous requests".
  *
  * <p>Owns its file (and its backing chain): {@link #close()} flushes a writable disk and releases everything.
  */
@@ -77,6 +89,41 @@ public interface Disk extends AutoCloseable {
 
     /** Makes every request that returned before this call durable. A no-op on a read-only disk. */
     void flush() throws IOException;
+
+    /** Starts {@link #read(long, MemorySegment)}; completes when {@code dst} holds the guest bytes. */
+    default CompletableFuture<Void> readAsync(long offset, MemorySegment dst) {
+        return AsyncRequests.start(() -> read(offset, dst));
+    }
+
+    /** Starts {@link #readv(long, MemorySegment...)}. */
+    default CompletableFuture<Void> readvAsync(long offset, MemorySegment... buffers) {
+        return AsyncRequests.start(() -> readv(offset, buffers));
+    }
+
+    /** Starts {@link #write(long, MemorySegment)}; completes when the write would have returned. */
+    default CompletableFuture<Void> writeAsync(long offset, MemorySegment src) {
+        return AsyncRequests.start(() -> write(offset, src));
+    }
+
+    /** Starts {@link #writev(long, MemorySegment...)}. */
+    default CompletableFuture<Void> writevAsync(long offset, MemorySegment... buffers) {
+        return AsyncRequests.start(() -> writev(offset, buffers));
+    }
+
+    /** Starts {@link #writeZeroes(long, long, Set)}. */
+    default CompletableFuture<Void> writeZeroesAsync(long offset, long length, Set<ZeroFlag> flags) {
+        return AsyncRequests.start(() -> writeZeroes(offset, length, flags));
+    }
+
+    /** Starts {@link #discard(long, long)}. */
+    default CompletableFuture<Void> discardAsync(long offset, long length) {
+        return AsyncRequests.start(() -> discard(offset, length));
+    }
+
+    /** Starts {@link #flush()}: covers every write whose future completed before this call. */
+    default CompletableFuture<Void> flushAsync() {
+        return AsyncRequests.start(this::flush);
+    }
 
     /**
      * What this disk's own metadata says of {@code offset}: one extent of uniform status, at most

@@ -10,4 +10,12 @@ public final class Qcow2j {
                 ? Qcow2j.class.getModule().getDescriptor().rawVersion().orElse("dev")
                 : "dev";
     }
+
+    /**
+     * One line naming the I/O backend the engine's files use for virtual threads' requests, e.g.
+     * {@code I/O backend: io_uring (256 entries)}, or the thread-pool fallback and why io_uring is not used.
+     */
+    public static String ioBackend() {
+        return io.qcow2j.ffm.AsyncIo.shared().description();
+    }
 }

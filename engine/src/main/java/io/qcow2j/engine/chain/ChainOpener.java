@@ -11,6 +11,8 @@ import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.engine.raw.RawImage;
 import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.AsyncFile;
+import io.qcow2j.ffm.AsyncIo;
 import io.qcow2j.ffm.IoMode;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
@@ -50,10 +52,14 @@ public final class ChainOpener {
         PositionalFile open(Path path, IoMode mode, boolean writable) throws IOException;
     }
 
-    /** The default opener: libc files, buffered or {@code O_DIRECT}. */
-    public static final FileOpener ALIGNED_FILES = (path, mode, writable) -> writable
+    /**
+     * The default opener: libc files, buffered or {@code O_DIRECT}, whose I/O from virtual threads goes
+     * through the process's {@link AsyncIo#shared() asynchronous backend} (io_uring, else a thread pool), so
+     * that a virtual thread waiting for its file I/O parks instead of holding its carrier.
+     */
+    public static final FileOpener ALIGNED_FILES = (path, mode, writable) -> new AsyncFile(writable
             ? AlignedFile.open(path, mode, StandardOpenOption.READ, StandardOpenOption.WRITE)
-            : AlignedFile.open(path, mode, StandardOpenOption.READ);
+            : AlignedFile.open(path, mode, StandardOpenOption.READ), AsyncIo.shared());
 
     /** A qcow2 image (found by its magic) or else a raw file, as QEMU probes; see {@link io.qcow2j.engine.Images#open}. */
     public static Disk open(Path path, ImageOptions options) throws IOException {

@@ -1,0 +1,133 @@
+package io.qcow2j.ffm;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ArrayBlockingQueue;
+
+/**
+ * An {@link AlignedFile} whose reads, writes, syncs and hole punches from <em>virtual</em> threads go through
+ * an {@link AsyncIo} backend: the virtual thread submits, then parks until the completion, so its carrier
+ * runs other virtual threads meanwhile (a blocking downcall would hold the carrier for the whole I/O, and
+ * then no more requests are in flight than there are carriers).
+ *
+ * <p>Platform threads keep the direct {@code pread}/{@code pwrite}: for them a blocking call is one syscall
+ * where the ring is a submit, a reaper wake-up and an unpark. Heap segments (which the kernel cannot be given
+ * for an asynchronous transfer: the array may move) and direct-I/O requests that need the delegate's bounce
+ * buffer also take the direct path.
+ *
+ * <p>Requests come from a fixed pool of {@link IoRequest}s as large as the backend's depth: nothing is
+ * allocated per request, and a virtual thread that finds the pool empty parks until one is returned.
+ */
+public final class AsyncFile extends ForwardingFile {
+    private final AlignedFile file;
+    private final AsyncIo io;
+    private final ArrayBlockingQueue<IoRequest> pool;
+
+    public AsyncFile(AlignedFile file, AsyncIo io) {
+        super(file);
+        this.file = file;
+        this.io = io;
+        this.pool = new ArrayBlockingQueue<>(io.depth());
+        for (int i = 0; i < io.depth(); i++) {
+            pool.add(new IoRequest());
+        }
+    }
+
+    /** The file underneath. */
+    public AlignedFile file() {
+        return file;
+    }
+
+    /** The backend requests from virtual threads go through. */
+    public AsyncIo io() {
+        return io;
+    }
+
+    private boolean viaRing(MemorySegment seg, long offset) {
+        if (!Thread.currentThread().isVirtual() || (seg != null && !seg.isNative()) || file.isClosed()) {
+            return false;
+        }
+        if (seg == null || !file.isDirect()) {
+            return true;
+        }
+        int a = file.alignment();
+        return offset % a == 0 && seg.byteSize() % a == 0 && seg.address() % file.memoryAlignment() == 0;
+    }
+
+    private IoRequest take() throws IOException {
+        try {
+            return pool.take();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while waiting for an I/O slot on " + file.path(), e);
+        }
+    }
+
+    /** Submits {@code r} and parks until it completes; names the file in a failure. */
+    private long run(IoRequest r) throws IOException {
+        try {
+            io.submit(r);
+            return r.await();
+        } catch (ErrnoException e) {
+            throw new ErrnoException(file.path() + ": " + e.call(), e.errno());
+        } finally {
+            pool.add(r);
+        }
+    }
+
+    @Override
+    public long read(long offset, MemorySegment dst) throws IOException {
+        if (!viaRing(dst, offset)) {
+            return file.read(offset, dst);
+        }
+        if (dst.isReadOnly()) {
+            throw new IllegalArgumentException("read into a read-only segment");
+        }
+        return run(take().read(file.fd(), offset, dst));
+    }
+
+    @Override
+    public void readFully(long offset, MemorySegment dst) throws IOException {
+        if (!viaRing(dst, offset)) {
+            file.readFully(offset, dst);
+            return;
+        }
+        long n = read(offset, dst);
+        if (n != dst.byteSize()) {
+            throw new java.io.EOFException(path() + ": read of " + dst.byteSize() + " bytes at " + offset
+                    + " ended after " + n + " bytes (end of file)");
+        }
+    }
+
+    @Override
+    public void write(long offset, MemorySegment src) throws IOException {
+        if (!viaRing(src, offset)) {
+            file.write(offset, src);
+            return;
+        }
+        if (!file.isWritable()) {
+            file.write(offset, src); // the delegate names the refusal
+            return;
+        }
+        run(take().write(file.fd(), offset, src));
+    }
+
+    @Override
+    public void dataSync() throws IOException {
+        if (!viaRing(null, 0) || !file.isWritable()) {
+            file.dataSync();
+            return;
+        }
+        run(take().dataSync(file.fd()));
+    }
+
+    @Override
+    public void punchHole(long offset, long length) throws IOException {
+        if (!viaRing(null, 0) || !file.isWritable() || length <= 0) {
+            file.punchHole(offset, length);
+            return;
+        }
+        run(take().fallocate(file.fd(), Platform.FALLOC_FL_PUNCH_HOLE | Platform.FALLOC_FL_KEEP_SIZE, offset,
+                length));
+    }
+}
