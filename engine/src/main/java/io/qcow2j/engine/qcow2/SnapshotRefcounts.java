@@ -1,0 +1,138 @@
+package io.qcow2j.engine.qcow2;
+
+import io.qcow2j.engine.format.CompressedCluster;
+import io.qcow2j.engine.format.L1Entry;
+import io.qcow2j.engine.format.L2Entry;
+import java.io.IOException;
+
+/**
+ * QEMU's {@code qcow2_update_snapshot_refcount}: walks one L1 table (active or a snapshot's) and changes
+ * the refcount of every L2 table it names and of every cluster those tables reference, or fixes the COPIED
+ * flags of the active tables after such a change.
+ *
+ * <p>Order, for crash safety: {@link #change} only touches refcount blocks; {@link #fixCopiedFlags} runs
+ * after the refcounts it reads are durable (the caller flushes the refcount cache in between), so a
+ * COPIED flag never reaches the disk while the cluster's refcount there is above 1. A crash between the two
+ * leaves leaked clusters and at worst refcount-1 clusters without the flag (extra copy-on-write, which
+ * {@code qemu-img check -r all} clears), never a shared cluster marked as owned.
+ */
+final class SnapshotRefcounts {
+    private final ImageState s;
+
+    SnapshotRefcounts(ImageState s) {
+        this.s = s;
+    }
+
+    /**
+     * Adds {@code addend} (+1 or -1) to the refcount of every L2 table in {@code l1} and of every cluster
+     * those tables reference. Clusters whose refcount drops to 0 are discarded in the file (QEMU's
+     * {@code pass-discard-snapshot}, on by default). Holds the metadata lock.
+     */
+    void change(long[] l1, int addend) throws IOException {
+        int tableSize = s.l2Cache.tableSize();
+        int slices = s.clusterSize / tableSize;
+        int perSlice = tableSize / s.g.l2EntrySize();
+        for (int i = 0; i < l1.length; i++) {
+            long l2 = L1Entry.checkedL2Offset(l1[i], i, s.g);
+            if (l2 == 0) {
+                continue;
+            }
+            for (int k = 0; k < slices; k++) {
+                long[] entries = new long[perSlice];
+                int t = s.l2Cache.get(l2 + (long) k * tableSize);
+                try {
+                    for (int j = 0; j < perSlice; j++) {
+                        entries[j] = s.l2Cache.word(t, j * s.wordsPerEntry);
+                    }
+                } finally {
+                    s.l2Cache.put(t);
+                }
+                for (long e : entries) {
+                    changeCluster(e, addend);
+                }
+            }
+            changeRange(l2, s.clusterSize, addend);
+        }
+    }
+
+    private void changeCluster(long entry, int addend) throws IOException {
+        switch (L2Entry.clusterType(entry, s.g)) {
+            case NORMAL, ZERO_ALLOC -> changeRange(L2Entry.hostClusterOffset(entry), s.clusterSize, addend);
+            case COMPRESSED -> {
+                int bits = s.g.clusterBits();
+                long start = CompressedCluster.hostOffset(entry, bits) & ~511L;
+                s.refcounts.change(start, (CompressedCluster.additionalSectors(entry, bits) + 1L) * 512, addend);
+            }
+            case UNALLOCATED, ZERO_PLAIN -> {}
+        }
+    }
+
+    private void changeRange(long host, long length, int addend) throws IOException {
+        s.refcounts.change(host, length, addend);
+        if (addend < 0 && s.refcounts.get(host >>> s.g.clusterBits()) == 0) {
+            try {
+                s.file.punchHole(host, length);
+            } catch (IOException e) {
+                // discard is advisory: a filesystem that cannot punch keeps the bytes
+            }
+        }
+    }
+
+    /**
+     * Sets the COPIED flag of every entry of the active tables whose cluster has refcount 1, clears it on the
+     * others (QEMU's addend 0); the L2 slices change in the L2 cache (dirty). Returns the L1 entries with
+     * their flags fixed (the caller writes them). Holds the metadata lock.
+     */
+    long[] fixCopiedFlags(long[] l1) throws IOException {
+        long[] out = l1.clone();
+        int tableSize = s.l2Cache.tableSize();
+        int slices = s.clusterSize / tableSize;
+        int perSlice = tableSize / s.g.l2EntrySize();
+        for (int i = 0; i < l1.length; i++) {
+            long l2 = L1Entry.checkedL2Offset(l1[i], i, s.g);
+            if (l2 == 0) {
+                continue;
+            }
+            for (int k = 0; k < slices; k++) {
+                long sliceOffset = l2 + (long) k * tableSize;
+                long[] entries = new long[perSlice];
+                int t = s.l2Cache.get(sliceOffset);
+                try {
+                    for (int j = 0; j < perSlice; j++) {
+                        entries[j] = s.l2Cache.word(t, j * s.wordsPerEntry);
+                    }
+                } finally {
+                    s.l2Cache.put(t);
+                }
+                for (int j = 0; j < perSlice; j++) {
+                    long e = entries[j];
+                    if (!pointsAtHostCluster(e)) {
+                        continue;
+                    }
+                    boolean owned = s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()) == 1;
+                    long fixed = owned ? e | L2Entry.COPIED : e & ~L2Entry.COPIED;
+                    if (fixed != e) {
+                        t = s.l2Cache.get(sliceOffset);
+                        try {
+                            s.l2Cache.setWord(t, j * s.wordsPerEntry, fixed);
+                            s.l2Cache.markDirty(t);
+                        } finally {
+                            s.l2Cache.put(t);
+                        }
+                    }
+                }
+            }
+            boolean owned = s.refcounts.get(l2 >>> s.g.clusterBits()) == 1;
+            out[i] = owned ? l1[i] | L1Entry.COPIED : l1[i] & ~L1Entry.COPIED;
+        }
+        return out;
+    }
+
+    /** Data and preallocated zero clusters carry the COPIED flag; compressed ones never do. */
+    private boolean pointsAtHostCluster(long entry) {
+        return switch (L2Entry.clusterType(entry, s.g)) {
+            case NORMAL, ZERO_ALLOC -> true;
+            default -> false;
+        };
+    }
+}
