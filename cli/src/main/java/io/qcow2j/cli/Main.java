@@ -28,6 +28,7 @@ import picocli.CommandLine.Command;
             InfoCommand.class,
             MapCommand.class,
             ConvertCommand.class,
+            SnapshotCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })
