@@ -29,6 +29,7 @@ import picocli.CommandLine.Command;
             MapCommand.class,
             ConvertCommand.class,
             SnapshotCommand.class,
+            ResizeCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })

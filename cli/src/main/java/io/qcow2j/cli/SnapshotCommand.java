@@ -3,6 +3,7 @@ package io.qcow2j.cli;
 import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
+import io.qcow2j.engine.Sizes;
 import io.qcow2j.engine.SnapshotNotFoundException;
 import io.qcow2j.engine.Snapshots;
 import io.qcow2j.engine.format.Qcow2Snapshot;
@@ -147,25 +148,8 @@ final class SnapshotCommand implements Callable<Integer> {
                 date, clock, icount);
     }
 
-    /**
-     * QEMU's size_to_str: three significant digits in the largest binary unit that keeps the value under
-     * 1000 of it ("0 B", "1.5 KiB", "0.977 KiB" for 1000 bytes).
-     */
+    /** QEMU's size_to_str, as qemu-img prints the VM state size. */
     static String sizeToString(long bytes) {
-        String[] units = {"", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
-        double v = bytes < 0 ? bytes + 0x1p64 : bytes;
-        int exp = Math.getExponent(v / (1000.0 / 1024.0)) + 1; // frexp's exponent
-        int i = bytes == 0 ? 0 : Math.max(0, (exp - 1) / 10);
-        double scaled = v / Math.pow(2, 10.0 * i);
-        return threeSignificant(scaled) + " " + units[i] + "B";
-    }
-
-    /** C's %.3g for 0 <= v < 1000: three significant digits, trailing zeros dropped. */
-    private static String threeSignificant(double v) {
-        if (v == 0) {
-            return "0";
-        }
-        java.math.BigDecimal d = new java.math.BigDecimal(v).round(new java.math.MathContext(3));
-        return d.stripTrailingZeros().toPlainString();
+        return Sizes.human(bytes);
     }
 }

@@ -1,6 +1,7 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.format.Qcow2Snapshot;
+import io.qcow2j.engine.qcow2.ImageResize;
 import io.qcow2j.engine.qcow2.InternalSnapshots;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import java.io.IOException;
@@ -46,6 +47,12 @@ public final class Snapshots {
      * @throws SnapshotNotFoundException if there is no such snapshot
      */
     public static Qcow2Snapshot apply(Path image, String idOrName) throws IOException {
+        try (Qcow2Image img = open(image, false)) {
+            var sn = InternalSnapshots.find(InternalSnapshots.list(img), idOrName);
+            if (sn.isPresent() && sn.get().l1Size() > img.l1Table().length) {
+                ImageResize.resize(img, sn.get().diskSize()); // its L1 table must fit: grown first, as QEMU does
+            }
+        }
         try (Qcow2Image img = open(image, false)) {
             return InternalSnapshots.apply(img, idOrName);
         }

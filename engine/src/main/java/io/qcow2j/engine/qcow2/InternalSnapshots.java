@@ -168,13 +168,10 @@ public final class InternalSnapshots {
         Qcow2Snapshot sn = find(snapshots, idOrName)
                 .orElseThrow(() -> new SnapshotNotFoundException("Failed to load snapshot: No such file or directory"));
         sn.checkL1Table(s.header, s.file.size());
-        if (sn.diskSize() != s.header.size()) {
-            throw new IOException(s.filename + ": snapshot " + sn.id() + " has a different virtual size ("
-                    + sn.diskSize() + " bytes, the image has " + s.header.size() + "): not supported");
-        }
         if (sn.l1Size() > s.l1.size()) {
-            throw new IOException(s.filename + ": snapshot " + sn.id() + " has a larger L1 table than the image:"
-                    + " not supported");
+            // Snapshots.apply grows the image first; a caller that did not is refused
+            throw new IOException(s.filename + ": snapshot " + sn.id() + " has a larger L1 table than the image: grow"
+                    + " the image to " + sn.diskSize() + " bytes first");
         }
         long[] snL1 = readL1(sn);
         long[] next = new long[s.l1.size()];
@@ -190,6 +187,9 @@ public final class InternalSnapshots {
         long[] fixed = refs.fixCopiedFlags(next);
         s.l2Cache.flush();
         writeActiveL1(fixed);
+        if (sn.diskSize() != s.header.size()) {
+            ImageResize.writeSize(s, sn.diskSize()); // the size the snapshot was taken at (QEMU truncates to it)
+        }
         return sn;
     }
 
