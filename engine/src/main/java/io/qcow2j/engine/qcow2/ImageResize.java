@@ -229,11 +229,13 @@ public final class ImageResize {
             } finally {
                 s.l2Cache.put(slot);
             }
+            // the cleared entries reach the disk before their clusters are freed and punched: a crash must not
+            // leave an entry naming a punched cluster
+            s.l2Cache.flush();
             for (int k = 0; k < n; k++) {
                 s.refcounts.freeAnyCluster(freed[k], true);
             }
         }
-        s.l2Cache.flush();
     }
 
     private void writeSize(long newSize) throws IOException {

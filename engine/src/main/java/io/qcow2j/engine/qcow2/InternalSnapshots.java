@@ -23,8 +23,8 @@ import java.util.Optional;
  * <p>Write order (each step durable before the next), so that a crash at any point leaves an image whose
  * {@code qemu-img check} finds at most leaked clusters and refcount-1 clusters without COPIED:
  * <ul>
- *   <li>create: the L1 copy is written; the refcounts of everything the active L1 reaches are raised and
- *       flushed; the active tables lose their COPIED flags (L2 slices, then the L1 table); the new snapshot
+ *   <li>create: the L1 copy is written; the active tables lose their COPIED flags (L2 slices, then the L1
+ *       table); the refcounts of everything the active L1 reaches are raised and flushed; the new snapshot
  *       table is written and the header points at it; the old table is freed.</li>
  *   <li>delete: the table without the snapshot is written and the header points at it; the refcounts of
  *       what the snapshot's L1 reaches are lowered and flushed (freed clusters punched); its L1 table is
@@ -131,11 +131,11 @@ public final class InternalSnapshots {
             }
             writeL1(l1Offset, copy, s.clusterSize);
         }
+        long[] cleared = refs.clearCopiedFlags(active);
+        s.l2Cache.flush();
+        writeActiveL1(cleared);
         refs.change(active, 1);
         s.refcountCache.flush();
-        long[] fixed = refs.fixCopiedFlags(active);
-        s.l2Cache.flush();
-        writeActiveL1(fixed);
         Qcow2Snapshot sn = new Qcow2Snapshot(nextId(old), name, l1Offset, active.length, 0, dateSeconds, dateNanos, 0,
                 s.header.size(), 0, SnapshotTableWriter.EXTRA_DATA);
         List<Qcow2Snapshot> table = new ArrayList<>(old);

@@ -84,6 +84,19 @@ final class SnapshotRefcounts {
      * their flags fixed (the caller writes them). Holds the metadata lock.
      */
     long[] fixCopiedFlags(long[] l1) throws IOException {
+        return setCopiedFlags(l1, false);
+    }
+
+    /**
+     * Clears the COPIED flag of every entry of the active tables (before their refcounts are raised for a new
+     * snapshot: a crash in between then leaves refcount-1 clusters without the flag, never a flag on a
+     * cluster whose refcount says it is shared). Returns the L1 entries without the flag.
+     */
+    long[] clearCopiedFlags(long[] l1) throws IOException {
+        return setCopiedFlags(l1, true);
+    }
+
+    private long[] setCopiedFlags(long[] l1, boolean clearAll) throws IOException {
         long[] out = l1.clone();
         int tableSize = s.l2Cache.tableSize();
         int slices = s.clusterSize / tableSize;
@@ -109,7 +122,8 @@ final class SnapshotRefcounts {
                     if (!pointsAtHostCluster(e)) {
                         continue;
                     }
-                    boolean owned = s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()) == 1;
+                    boolean owned = !clearAll
+                            && s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()) == 1;
                     long fixed = owned ? e | L2Entry.COPIED : e & ~L2Entry.COPIED;
                     if (fixed != e) {
                         t = s.l2Cache.get(sliceOffset);
@@ -122,7 +136,7 @@ final class SnapshotRefcounts {
                     }
                 }
             }
-            boolean owned = s.refcounts.get(l2 >>> s.g.clusterBits()) == 1;
+            boolean owned = !clearAll && s.refcounts.get(l2 >>> s.g.clusterBits()) == 1;
             out[i] = owned ? l1[i] | L1Entry.COPIED : l1[i] & ~L1Entry.COPIED;
         }
         return out;
