@@ -30,6 +30,7 @@ import picocli.CommandLine.Command;
             ConvertCommand.class,
             SnapshotCommand.class,
             ResizeCommand.class,
+            CommitCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })
