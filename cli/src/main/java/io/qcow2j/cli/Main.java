@@ -31,6 +31,7 @@ import picocli.CommandLine.Command;
             SnapshotCommand.class,
             ResizeCommand.class,
             CommitCommand.class,
+            RebaseCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })
