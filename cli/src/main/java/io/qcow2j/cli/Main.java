@@ -32,6 +32,7 @@ import picocli.CommandLine.Command;
             ResizeCommand.class,
             CommitCommand.class,
             RebaseCommand.class,
+            AmendCommand.class,
             IoCommand.class,
             BenchCommand.class,
         })
