@@ -1,7 +1,6 @@
 package io.qcow2j.engine.qcow2;
 
 import io.qcow2j.engine.format.L2Entry;
-import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import java.io.IOException;
@@ -38,30 +37,15 @@ public final class ImageResize {
     /** Resizes {@code image} to {@code newSize} bytes (a multiple of 512, checked by the caller). */
     public static void resize(Qcow2Image image, long newSize) throws IOException {
         ImageState s = image.state();
-        s.requireWritable();
-        s.requests.lockExclusive();
-        try {
-            s.requireOpen();
-            s.lock.lock();
-            try {
-                s.l2Cache.flush();
-                s.refcountCache.flush();
-                ImageResize r = new ImageResize(s);
-                if (newSize >= s.header.size()) {
-                    r.grow(newSize);
-                } else {
-                    r.shrink(newSize);
-                }
-                s.l2Cache.empty();
-                s.refcountCache.flush();
-            } catch (Qcow2FormatException e) {
-                throw s.corrupted(e);
-            } finally {
-                s.lock.unlock();
+        ImageResize r = new ImageResize(s);
+        TableSurgery.run(s, () -> {
+            if (newSize >= s.header.size()) {
+                r.grow(newSize);
+            } else {
+                r.shrink(newSize);
             }
-        } finally {
-            s.requests.unlockExclusive();
-        }
+            return null;
+        });
     }
 
     /** L1 entries a disk of {@code size} bytes needs. */
@@ -117,14 +101,7 @@ public final class ImageResize {
             for (int i = keepTables; i < l1.length; i++) {
                 l1[i] = 0;
             }
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment buf = arena.allocate(8L * l1.length);
-                for (int i = 0; i < l1.length; i++) {
-                    buf.setAtIndex(BE64, i, l1[i]);
-                }
-                s.file.write(s.header.l1TableOffset(), buf);
-            }
-            s.tableFile.flush();
+            writeWords(s.header.l1TableOffset(), l1);
             System.arraycopy(l1, 0, s.l1.entries(), 0, l1.length);
             // the L1 entries are gone from the disk: the tables they named, and what those reference, are released
             new SnapshotRefcounts(s).change(dropped, -1);
@@ -171,14 +148,7 @@ public final class ImageResize {
             return;
         }
         s.refcountCache.flush();
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buf = arena.allocate(8L * next.length);
-            for (int i = 0; i < next.length; i++) {
-                buf.setAtIndex(BE64, i, next[i]);
-            }
-            s.file.write(s.refcounts.tableOffset(), buf);
-        }
-        s.tableFile.flush();
+        writeWords(s.refcounts.tableOffset(), next);
         for (int i = 0; i < table.length; i++) {
             if (next[i] == table[i]) {
                 continue;
@@ -236,6 +206,18 @@ public final class ImageResize {
                 s.refcounts.freeAnyCluster(freed[k], true);
             }
         }
+    }
+
+    /** Writes a table of big-endian words at {@code offset}, then syncs. */
+    private void writeWords(long offset, long[] words) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(8L * words.length);
+            for (int i = 0; i < words.length; i++) {
+                buf.setAtIndex(BE64, i, words[i]);
+            }
+            s.file.write(offset, buf);
+        }
+        s.tableFile.flush();
     }
 
     private void writeSize(long newSize) throws IOException {

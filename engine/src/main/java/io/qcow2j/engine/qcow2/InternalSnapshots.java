@@ -90,26 +90,7 @@ public final class InternalSnapshots {
     }
 
     private Qcow2Snapshot locked(Operation op) throws IOException {
-        s.requireWritable();
-        s.requests.lockExclusive();
-        try {
-            s.requireOpen();
-            s.lock.lock();
-            try {
-                // the L2 cache must hold no change that a table rewrite below would not see, and after the
-                // operation nothing cached may describe the tree as it was (QEMU's qcow2_cache_empty)
-                s.l2Cache.flush();
-                s.refcountCache.flush();
-                Qcow2Snapshot sn = op.run(this);
-                s.l2Cache.empty();
-                s.refcountCache.flush();
-                return sn;
-            } finally {
-                s.lock.unlock();
-            }
-        } finally {
-            s.requests.unlockExclusive();
-        }
+        return TableSurgery.run(s, () -> op.run(this));
     }
 
     private Qcow2Snapshot create(String name, long dateSeconds, long dateNanos) throws IOException {

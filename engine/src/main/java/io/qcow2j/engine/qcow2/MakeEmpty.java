@@ -16,30 +16,17 @@ public final class MakeEmpty {
 
     public static void makeEmpty(Qcow2Image image) throws IOException {
         ImageState s = image.state();
-        s.requireWritable();
-        s.requests.lockExclusive();
-        try {
-            s.requireOpen();
-            s.lock.lock();
-            try {
-                s.l2Cache.flush();
-                s.refcountCache.flush();
-                long[] old = s.l1.entries().clone();
-                if (old.length > 0) {
-                    try (Arena arena = Arena.ofConfined()) {
-                        s.file.write(s.header.l1TableOffset(), arena.allocate(8L * old.length));
-                    }
-                    s.tableFile.flush();
-                    java.util.Arrays.fill(s.l1.entries(), 0L);
-                    new SnapshotRefcounts(s).change(old, -1);
+        TableSurgery.run(s, () -> {
+            long[] old = s.l1.entries().clone();
+            if (old.length > 0) {
+                try (Arena arena = Arena.ofConfined()) {
+                    s.file.write(s.header.l1TableOffset(), arena.allocate(8L * old.length));
                 }
-                s.l2Cache.empty();
-                s.refcountCache.flush();
-            } finally {
-                s.lock.unlock();
+                s.tableFile.flush();
+                java.util.Arrays.fill(s.l1.entries(), 0L);
+                new SnapshotRefcounts(s).change(old, -1);
             }
-        } finally {
-            s.requests.unlockExclusive();
-        }
+            return null;
+        });
     }
 }

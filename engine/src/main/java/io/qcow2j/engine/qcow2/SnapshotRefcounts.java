@@ -29,6 +29,24 @@ final class SnapshotRefcounts {
      * {@code pass-discard-snapshot}, on by default). Holds the metadata lock.
      */
     void change(long[] l1, int addend) throws IOException {
+        walk(l1, (i, l2) -> changeRange(l2, s.clusterSize, addend), (sliceOffset, entries) -> {
+            for (long e : entries) {
+                changeCluster(e, addend);
+            }
+        });
+    }
+
+    /** What a walk does with one slice of an L2 table (its entries' first words), and after each table. */
+    private interface SliceVisitor {
+        void slice(long sliceOffset, long[] entries) throws IOException;
+    }
+
+    private interface TableVisitor {
+        void table(int l1Index, long l2Offset) throws IOException;
+    }
+
+    /** Visits every slice of every L2 table {@code l1} names, then the table itself. */
+    private void walk(long[] l1, TableVisitor afterTable, SliceVisitor slice) throws IOException {
         int tableSize = s.l2Cache.tableSize();
         int slices = s.clusterSize / tableSize;
         int perSlice = tableSize / s.g.l2EntrySize();
@@ -38,20 +56,10 @@ final class SnapshotRefcounts {
                 continue;
             }
             for (int k = 0; k < slices; k++) {
-                long[] entries = new long[perSlice];
-                int t = s.l2Cache.get(l2 + (long) k * tableSize);
-                try {
-                    for (int j = 0; j < perSlice; j++) {
-                        entries[j] = s.l2Cache.word(t, j * s.wordsPerEntry);
-                    }
-                } finally {
-                    s.l2Cache.put(t);
-                }
-                for (long e : entries) {
-                    changeCluster(e, addend);
-                }
+                long sliceOffset = l2 + (long) k * tableSize;
+                slice.slice(sliceOffset, readSlice(sliceOffset, perSlice));
             }
-            changeRange(l2, s.clusterSize, addend);
+            afterTable.table(i, l2);
         }
     }
 
@@ -98,48 +106,44 @@ final class SnapshotRefcounts {
 
     private long[] setCopiedFlags(long[] l1, boolean clearAll) throws IOException {
         long[] out = l1.clone();
-        int tableSize = s.l2Cache.tableSize();
-        int slices = s.clusterSize / tableSize;
-        int perSlice = tableSize / s.g.l2EntrySize();
-        for (int i = 0; i < l1.length; i++) {
-            long l2 = L1Entry.checkedL2Offset(l1[i], i, s.g);
-            if (l2 == 0) {
-                continue;
-            }
-            for (int k = 0; k < slices; k++) {
-                long sliceOffset = l2 + (long) k * tableSize;
-                long[] entries = new long[perSlice];
-                int t = s.l2Cache.get(sliceOffset);
-                try {
-                    for (int j = 0; j < perSlice; j++) {
-                        entries[j] = s.l2Cache.word(t, j * s.wordsPerEntry);
-                    }
-                } finally {
-                    s.l2Cache.put(t);
-                }
-                for (int j = 0; j < perSlice; j++) {
-                    long e = entries[j];
-                    if (!pointsAtHostCluster(e)) {
-                        continue;
-                    }
-                    boolean owned = !clearAll
-                            && s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()) == 1;
-                    long fixed = owned ? e | L2Entry.COPIED : e & ~L2Entry.COPIED;
-                    if (fixed != e) {
-                        t = s.l2Cache.get(sliceOffset);
-                        try {
-                            s.l2Cache.setWord(t, j * s.wordsPerEntry, fixed);
-                            s.l2Cache.markDirty(t);
-                        } finally {
-                            s.l2Cache.put(t);
-                        }
-                    }
-                }
-            }
+        walk(l1, (i, l2) -> {
             boolean owned = !clearAll && s.refcounts.get(l2 >>> s.g.clusterBits()) == 1;
             out[i] = owned ? l1[i] | L1Entry.COPIED : l1[i] & ~L1Entry.COPIED;
-        }
+        }, (sliceOffset, entries) -> {
+            for (int j = 0; j < entries.length; j++) {
+                long e = entries[j];
+                if (!pointsAtHostCluster(e)) {
+                    continue;
+                }
+                boolean owned = !clearAll
+                        && s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()) == 1;
+                long fixed = owned ? e | L2Entry.COPIED : e & ~L2Entry.COPIED;
+                if (fixed != e) {
+                    int t = s.l2Cache.get(sliceOffset);
+                    try {
+                        s.l2Cache.setWord(t, j * s.wordsPerEntry, fixed);
+                        s.l2Cache.markDirty(t);
+                    } finally {
+                        s.l2Cache.put(t);
+                    }
+                }
+            }
+        });
         return out;
+    }
+
+    /** The first words of the {@code perSlice} L2 entries of the slice at {@code sliceOffset}. */
+    private long[] readSlice(long sliceOffset, int perSlice) throws IOException {
+        long[] entries = new long[perSlice];
+        int t = s.l2Cache.get(sliceOffset);
+        try {
+            for (int j = 0; j < perSlice; j++) {
+                entries[j] = s.l2Cache.word(t, j * s.wordsPerEntry);
+            }
+        } finally {
+            s.l2Cache.put(t);
+        }
+        return entries;
     }
 
     /** Data and preallocated zero clusters carry the COPIED flag; compressed ones never do. */
