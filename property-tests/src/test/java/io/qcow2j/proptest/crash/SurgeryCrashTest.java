@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.qcow2.ImageResize;
 import io.qcow2j.engine.qcow2.InternalSnapshots;
+import io.qcow2j.engine.qcow2.MakeEmpty;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
@@ -19,7 +20,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Crash points of the table-rewriting operations (snapshot create, delete, apply; resize grow with the L1
- * table moved, and shrink): every crash state of the operation's write log (each point, each way of
+ * table moved, and shrink; emptying an image after commit): every crash state of the operation's write log (each point, each way of
  * treating the unsynced writes, torn writes) is checked by {@code qemu-img check} and must be consistent:
  * clean, leaked clusters, or at worst clusters whose refcount dropped to 1 before their COPIED flag was set
  * (harmless: they are copied on the next write; {@code check -r all} sets the flag). The guest content must
@@ -30,7 +31,8 @@ class SurgeryCrashTest {
     Path dir;
 
     @ParameterizedTest
-    @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink"})
+    @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink",
+        "make-empty"})
     void everyCrashPointIsConsistent(String op) throws IOException {
         Path top = Qemu.create(dir, "top.qcow2", "cluster_size=4096", "1M");
         Qemu.io(top, "write -P 1 0 256k", "write -P 2 512k 64k");
@@ -48,6 +50,7 @@ class SurgeryCrashTest {
                 case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
                 case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
                 case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
+                case "make-empty" -> MakeEmpty.makeEmpty(img); // commit's last step
                 default -> throw new AssertionError(op);
             }
         }
