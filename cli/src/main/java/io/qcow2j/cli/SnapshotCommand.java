@@ -121,6 +121,9 @@ final class SnapshotCommand implements Callable<Integer> {
             action.run();
         } catch (SnapshotNotFoundException e) {
             throw new CommandFailure("Could not " + verb + " snapshot '" + tag + "': " + e.getMessage(), e);
+        } catch (IOException e) {
+            String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+            throw new CommandFailure("Could not " + verb + " snapshot '" + tag + "': " + m, e);
         }
     }
 

@@ -95,6 +95,19 @@ class SnapshotCommandTest {
     }
 
     @Test
+    void refcountsTooNarrowRefusedChangingNothing() throws IOException {
+        Path img = Qemu.create(dir, "rb.qcow2", "refcount_bits=1", "1M");
+        Qemu.io(img, "write 0 64k");
+        byte[] before = Files.readAllBytes(img);
+        Qemu.Result r = Cli.run("snapshot", "-c", "s", img.toString());
+        assertThat(r.exit()).isEqualTo(1); // qemu-img: "Could not create snapshot 's': -22 (Invalid argument)"
+        assertThat(r.err()).isEqualTo("qcow2j: Could not create snapshot 's': " + img
+                + ": a cluster's refcount would exceed the maximum of refcount_bits=1\n");
+        assertThat(Files.readAllBytes(img)).isEqualTo(before);
+        Qemu.requireClean(img, "refused snapshot");
+    }
+
+    @Test
     void sizesAsQemuPrintsThem() {
         assertThat(SnapshotCommand.sizeToString(0)).isEqualTo("0 B");
         assertThat(SnapshotCommand.sizeToString(999)).isEqualTo("999 B");

@@ -102,6 +102,10 @@ public final class InternalSnapshots {
             throw new IOException(s.filename + ": snapshot name too long");
         }
         long[] active = s.l1.entries().clone();
+        if (!refs.fitsOneMore(active)) {
+            throw new IOException(s.filename + ": a cluster's refcount would exceed the maximum of refcount_bits="
+                    + s.g.refcountBits());
+        }
         long l1Offset = 0;
         if (active.length > 0) {
             long bytes = 8L * active.length;

@@ -1,8 +1,10 @@
 package io.qcow2j.engine.qcow2;
 
+import io.qcow2j.engine.format.ClusterType;
 import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
+import io.qcow2j.engine.format.RefcountBlock;
 import java.io.IOException;
 
 /**
@@ -34,6 +36,35 @@ final class SnapshotRefcounts {
                 changeCluster(e, addend);
             }
         });
+    }
+
+    /**
+     * Whether every cluster {@code l1} reaches can take one more reference within the refcount width (checked
+     * before a snapshot is created, so that a refusal changes nothing). Holds the metadata lock.
+     */
+    boolean fitsOneMore(long[] l1) throws IOException {
+        long max = RefcountBlock.maxValue(s.g.refcountOrder());
+        boolean[] fits = {true};
+        walk(l1, (i, l2) -> fits[0] &= below(s.refcounts.get(l2 >>> s.g.clusterBits()), max), (sliceOffset, entries) -> {
+            for (long e : entries) {
+                if (pointsAtHostCluster(e)) {
+                    fits[0] &= below(s.refcounts.get(L2Entry.hostClusterOffset(e) >>> s.g.clusterBits()), max);
+                } else if (L2Entry.clusterType(e, s.g) == ClusterType.COMPRESSED) {
+                    int bits = s.g.clusterBits();
+                    long start = CompressedCluster.hostOffset(e, bits) & ~511L;
+                    long end = start + (CompressedCluster.additionalSectors(e, bits) + 1L) * 512;
+                    for (long c = start >>> bits; c <= (end - 1) >>> bits; c++) {
+                        fits[0] &= below(s.refcounts.get(c), max);
+                    }
+                }
+            }
+        });
+        return fits[0];
+    }
+
+    /** Refcounts are unsigned (64-bit ones use the sign bit). */
+    private static boolean below(long refcount, long max) {
+        return Long.compareUnsigned(refcount, max) < 0;
     }
 
     /** What a walk does with one slice of an L2 table (its entries' first words), and after each table. */
