@@ -473,6 +473,11 @@ public final class Qcow2Image implements Qcow2Disk {
         return new BlockStatus(hostOffset, stop - hostOffset, true, false, true, false, hostOffset);
     }
 
+    /** What the driver's parts share: for the operations that rewrite the image's tables ({@link InternalSnapshots}). */
+    ImageState state() {
+        return s;
+    }
+
     // ---------------------------------------------------------------- for check and repair (io.qcow2j.engine.check)
 
     /** The metadata lock: the caches, and whatever must see the metadata hold still, are used under it. */

@@ -13,6 +13,11 @@
  *       {@link io.qcow2j.engine.qcow2.ZeroAndDiscard};</li>
  *   <li>{@code qcow2-refcount.c}: {@link io.qcow2j.engine.qcow2.Refcounts},
  *       {@link io.qcow2j.engine.qcow2.OverlapChecker};</li>
+ *   <li>{@code qcow2-snapshot.c}: {@link io.qcow2j.engine.qcow2.InternalSnapshots},
+ *       {@link io.qcow2j.engine.qcow2.SnapshotRefcounts}, {@link io.qcow2j.engine.qcow2.SnapshotTableWriter};
+ *       truncate, make empty and backing file change: {@link io.qcow2j.engine.qcow2.ImageResize},
+ *       {@link io.qcow2j.engine.qcow2.MakeEmpty}, {@link io.qcow2j.engine.qcow2.BackingFileChange} (each the
+ *       last operation on an open image before it is closed);</li>
  *   <li>concurrency: {@link io.qcow2j.engine.qcow2.RequestLock} (requests in flight),
  *       {@link io.qcow2j.engine.qcow2.MetadataLock} (the metadata lock with a seqlock version for lock-free
  *       lookups), {@link io.qcow2j.engine.qcow2.WrittenExtent}.</li>

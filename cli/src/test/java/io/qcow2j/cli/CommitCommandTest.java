@@ -1,0 +1,81 @@
+package io.qcow2j.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.qcow2j.testsupport.Qemu;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code qcow2j commit} against {@code qemu-img commit} on twin chains (base ← mid ← top): every image of
+ * the chain compares equal to its twin afterwards and is clean; errors as qemu-img's.
+ */
+class CommitCommandTest {
+    @TempDir
+    Path dir;
+
+    private void chain(String side, String opts) {
+        Qemu.create(dir, side + "-b.qcow2", opts, "4M");
+        Qemu.io(dir.resolve(side + "-b.qcow2"), "write -P 1 0 1M");
+        Qemu.create(dir, side + "-m.qcow2", opts + ",backing_file=" + side + "-b.qcow2,backing_fmt=qcow2", null);
+        Qemu.io(dir.resolve(side + "-m.qcow2"), "write -P 2 512k 1M", "write -z 3M 64k");
+        Qemu.create(dir, side + "-t.qcow2", opts + ",backing_file=" + side + "-m.qcow2,backing_fmt=qcow2", null);
+        Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 3 3M 64k", "write -P 4 100k 10k", "write -z 600k 64k");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "-d", "-b"})
+    void sameAsQemuImg(String mode) throws IOException {
+        String opts = "cluster_size=65536";
+        chain("ours", opts);
+        chain("theirs", opts);
+        List<String> ours = new java.util.ArrayList<>(List.of("commit"));
+        List<String> theirs = new java.util.ArrayList<>(List.of("qemu-img", "commit"));
+        if (mode.equals("-d")) {
+            ours.add("-d");
+            theirs.add("-d");
+        } else if (mode.equals("-b")) {
+            ours.addAll(List.of("-b", dir.resolve("ours-b.qcow2").toString()));
+            theirs.addAll(List.of("-b", "theirs-b.qcow2"));
+        }
+        ours.add(dir.resolve("ours-t.qcow2").toString());
+        theirs.add("theirs-t.qcow2");
+        Qemu.Result q = Qemu.exec(dir, theirs.toArray(String[]::new));
+        Qemu.Result o = Cli.run(ours.toArray(String[]::new));
+        assertThat(o.exit()).as(o.err() + q.err()).isEqualTo(q.exit()).isZero();
+        assertThat(o.out()).isEqualTo(q.out()).isEqualTo("Image committed.\n");
+        for (String layer : List.of("b", "m", "t")) {
+            Qemu.requireClean(dir.resolve("ours-" + layer + ".qcow2"), "ours " + layer);
+            // each layer on its own (its backing chain below is the twin's equal too)
+            assertThat(Qemu.exec(dir, "qemu-img", "compare", "ours-" + layer + ".qcow2", "theirs-" + layer + ".qcow2")
+                    .exit()).as(layer).isZero();
+            if (layer.equals("b")) {
+                continue; // the base: same content (compare above); where its new clusters landed may differ
+            }
+            assertThat(Qemu.img(dir, "map", "--output=json", "ours-" + layer + ".qcow2").replaceAll("\"offset\": \\d+", ""))
+                    .as("map of " + layer).isEqualTo(Qemu.img(dir, "map", "--output=json", "theirs-" + layer + ".qcow2")
+                            .replaceAll("\"offset\": \\d+", ""));
+        }
+    }
+
+    @Test
+    void errorsAsQemuImg() throws IOException {
+        chain("ours", "cluster_size=65536");
+        byte[] before = Files.readAllBytes(dir.resolve("ours-t.qcow2"));
+        Qemu.Result q = Qemu.exec(dir, "qemu-img", "commit", "ours-b.qcow2");
+        Qemu.Result o = Cli.run("commit", dir.resolve("ours-b.qcow2").toString());
+        assertThat(o.exit()).isEqualTo(q.exit()).isEqualTo(1);
+        assertThat(o.err().replace("qcow2j: ", "")).isEqualTo(q.err().replace("qemu-img: ", ""));
+        o = Cli.run("commit", "-b", "nope", dir.resolve("ours-t.qcow2").toString());
+        assertThat(o.exit()).isEqualTo(1);
+        assertThat(o.err()).isEqualTo("qcow2j: Did not find 'nope' in the backing chain of '" + dir.resolve("ours-t.qcow2")
+                + "'\n");
+        assertThat(Files.readAllBytes(dir.resolve("ours-t.qcow2"))).isEqualTo(before);
+    }
+}

@@ -1,0 +1,144 @@
+package io.qcow2j.engine;
+
+import io.qcow2j.engine.qcow2.MakeEmpty;
+import io.qcow2j.engine.qcow2.Qcow2Image;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.DoubleConsumer;
+
+/**
+ * Writes an image's data into its backing file, as {@code qemu-img commit} does: every range allocated in
+ * the image (or, with a base further down the chain, in any image above the base) is copied into the base;
+ * then, when the base is the direct backing file and the image is not kept, the image is emptied so that it
+ * reads as its backing file. The images must not be open elsewhere.
+ */
+public final class Commit {
+    private static final int CHUNK = 1 << 20;
+
+    private Commit() {}
+
+    /**
+     * Commits {@code image} into {@code base} (null: its backing file).
+     *
+     * @param keep  do not empty the image afterwards ({@code -d}; always so with an explicit base, as qemu-img)
+     * @param bytesPerSecond at most this many bytes written per second, 0: no limit ({@code -r})
+     * @param progress called with the percentage done
+     * @throws IllegalArgumentException if the image has no backing file or {@code base} is not in its chain
+     */
+    public static void commit(Path image, Path base, boolean keep, long bytesPerSecond, DoubleConsumer progress)
+            throws IOException {
+        Path basePath;
+        List<long[]> ranges = new ArrayList<>();
+        long size;
+        ImageOptions ro = ImageOptions.builder().readOnly(true).build();
+        try (Disk top = Images.open(image, ro)) {
+            if (top.backing().isEmpty()) {
+                throw new IllegalArgumentException("Image does not have a backing file");
+            }
+            // the chain's files, each backing name resolved against the folder of the image naming it (as QEMU)
+            List<Disk> layers = new ArrayList<>();
+            List<Path> paths = new ArrayList<>();
+            Path at = image;
+            for (Disk layer = top; layer != null; layer = layer.backing().orElse(null)) {
+                if (!layers.isEmpty()) {
+                    Path parent = at.toAbsolutePath().getParent();
+                    at = parent.resolve(layer.filename());
+                }
+                layers.add(layer);
+                paths.add(at);
+            }
+            int baseIndex = 1;
+            if (base != null) {
+                baseIndex = -1;
+                for (int i = 1; i < paths.size() && baseIndex < 0; i++) {
+                    if (paths.get(i).toAbsolutePath().normalize().equals(base.toAbsolutePath().normalize())
+                            || sameFile(paths.get(i), base)) {
+                        baseIndex = i;
+                    }
+                }
+                if (baseIndex < 0) {
+                    throw new IllegalArgumentException("Did not find '" + base + "' in the backing chain of '" + image
+                            + "'");
+                }
+            }
+            Disk b = layers.get(baseIndex);
+            basePath = paths.get(baseIndex);
+            size = top.size();
+            for (Disk layer = top; layer != b; layer = layer.backing().orElseThrow()) {
+                collectAllocated(layer, Math.min(size, layer.size()), ranges);
+            }
+        }
+        try (Disk dst = Images.open(basePath, ImageOptions.defaults()); Disk src = Images.open(image, ro);
+                Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(CHUNK, 4096);
+            long total = 0;
+            for (long[] r : ranges) {
+                total += r[1];
+            }
+            long done = 0;
+            long started = System.nanoTime();
+            for (long[] r : ranges) {
+                for (long pos = r[0]; pos < r[0] + r[1]; ) {
+                    long n = Math.min(CHUNK, r[0] + r[1] - pos);
+                    n = Math.min(n, dst.size() - pos);
+                    if (n <= 0) {
+                        break; // past the end of a smaller base: qemu-img grows it; not done here
+                    }
+                    MemorySegment part = buf.asSlice(0, n);
+                    src.read(pos, part);
+                    dst.write(pos, part);
+                    pos += n;
+                    done += n;
+                    progress.accept(total == 0 ? 100 : 100.0 * done / total);
+                    throttle(started, done, bytesPerSecond);
+                }
+            }
+            dst.flush();
+        }
+        progress.accept(100);
+        if (!keep && base == null) {
+            try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, ImageOptions.defaults())) {
+                MakeEmpty.makeEmpty(img);
+            }
+        }
+    }
+
+    private static boolean sameFile(Path a, Path b) {
+        try {
+            return Files.exists(b) && Files.isSameFile(a, b);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** Appends the ranges {@code layer} itself holds (not its backing file), merging adjacent ones. */
+    private static void collectAllocated(Disk layer, long size, List<long[]> out) throws IOException {
+        for (long pos = 0; pos < size; ) {
+            BlockStatus st = layer.blockStatus(pos, size - pos);
+            if (st.allocated()) {
+                out.add(new long[] {pos, st.length()});
+            }
+            pos += st.length();
+        }
+    }
+
+    private static void throttle(long started, long done, long bytesPerSecond) {
+        if (bytesPerSecond <= 0) {
+            return;
+        }
+        long dueNanos = (long) (done * 1e9 / bytesPerSecond);
+        long wait = dueNanos - (System.nanoTime() - started);
+        if (wait > 0) {
+            try {
+                Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}

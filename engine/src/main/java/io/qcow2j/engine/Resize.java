@@ -1,0 +1,96 @@
+package io.qcow2j.engine;
+
+import io.qcow2j.engine.qcow2.ImageResize;
+import io.qcow2j.engine.qcow2.Qcow2Image;
+import io.qcow2j.ffm.AlignedFile;
+import io.qcow2j.ffm.IoMode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * Changes the virtual size of a disk image, as {@code qemu-img resize} does: a qcow2 image grows its L1
+ * table (moved to new clusters when it must grow) and its header; shrinking frees the clusters past the new
+ * end and cuts the file after its last used cluster. A raw image is truncated or extended (sparse). The image
+ * must not be open elsewhere.
+ *
+ * <pre>{@code
+ * Resize.resize(Path.of("vm.qcow2"), Resize.Format.PROBE, 20L << 30, false);   // grow to 20 GiB
+ * }</pre>
+ */
+public final class Resize {
+    /** The image format: probed (qcow2 by its magic, else raw), or given. */
+    public enum Format { PROBE, QCOW2, RAW }
+
+    private Resize() {}
+
+    /**
+     * Resizes {@code image} to {@code newSize} bytes.
+     *
+     * @param allowShrink whether a smaller size is accepted (qemu-img's {@code --shrink}); without it a
+     *     smaller size is refused with qemu-img's message and nothing changes
+     * @throws IllegalArgumentException for a size qemu-img refuses (not positive, not a multiple of 512 for
+     *     qcow2, a shrink without {@code allowShrink}, a version 2 qcow2 image with snapshots)
+     */
+    public static void resize(Path image, Format format, long newSize, boolean allowShrink) throws IOException {
+        if (newSize <= 0) {
+            throw new IllegalArgumentException("New image size must be positive");
+        }
+        boolean qcow2;
+        long current;
+        try (Disk d = format == Format.QCOW2 ? Images.openQcow2(image, ImageOptions.builder().readOnly(true).build())
+                : Images.open(image, ImageOptions.builder().readOnly(true).build())) {
+            qcow2 = d.format().equals("qcow2");
+            if (format == Format.RAW && qcow2) {
+                qcow2 = false; // a raw disk whose guest wrote a qcow2 header: the file is resized as it is
+            }
+            current = format == Format.RAW ? Files.size(image) : d.size();
+            if (qcow2 && newSize != current && ((Qcow2Disk) d).header().version() < 3
+                    && ((Qcow2Disk) d).header().nbSnapshots() > 0) {
+                throw new IllegalArgumentException("Can't resize a v2 image which has snapshots");
+            }
+        }
+        if (newSize < current && !allowShrink) {
+            throw new ShrinkRefusedException();
+        }
+        if (!qcow2) {
+            try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE)) {
+                f.truncate(newSize);
+            }
+            return;
+        }
+        if (newSize % 512 != 0) {
+            throw new IllegalArgumentException("The new size must be a multiple of 512");
+        }
+        if (newSize == current) {
+            return;
+        }
+        long backingEnd;
+        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, ImageOptions.defaults())) {
+            backingEnd = img.backing().map(Disk::size).orElse(0L);
+            ImageResize.resize(img, newSize);
+        }
+        long zeroEnd = Math.min(newSize, backingEnd);
+        if (zeroEnd > current) {
+            // the new space reads as zeros, not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE)
+            try (Disk d = Images.openQcow2(image, ImageOptions.defaults())) {
+                d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
+                d.flush();
+            }
+        }
+    }
+
+    /** A shrink without {@code allowShrink}: qemu-img's refusal (and the warning it prints with it). */
+    public static final class ShrinkRefusedException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+        /** What qemu-img prints as a warning after the error line. */
+        public static final String WARNING = "Shrinking an image will delete all data beyond the shrunken image's end."
+                + " Before performing such an operation, make sure there is no important data there.";
+
+        ShrinkRefusedException() {
+            super("Use the --shrink option to perform a shrink operation.");
+        }
+    }
+}
