@@ -26,12 +26,9 @@ class UntrustedCliTest {
 
     @BeforeEach
     void setUp() throws IOException {
+        secret = Files.write(tmp.resolve("secret.raw"), Arrays.copyOf("TOP SECRET".getBytes(StandardCharsets.US_ASCII),
+                1 << 20));
         dir = Files.createDirectory(tmp.resolve("uploads"));
-        secret = tmp.resolve("secret.raw");
-        byte[] s = new byte[1 << 20];
-        byte[] text = "TOP SECRET".getBytes(StandardCharsets.US_ASCII);
-        System.arraycopy(text, 0, s, 0, text.length);
-        Files.write(secret, s);
         Qemu.run(dir, "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", secret.toString(), "-F", "raw",
                 "evil.qcow2", "1M");
         evil = dir.resolve("evil.qcow2").toString();
