@@ -219,7 +219,7 @@ public final class BenchCommand implements Callable<Integer> {
     private Qcow2Disk image;
 
     private Target open(CacheMode mode) throws IOException {
-        ImageOptions base = ImageOptions.builder().cacheMode(mode).readOnly(!write).build();
+        ImageOptions base = Main.imageOptions().cacheMode(mode).readOnly(!write).build();
         String file = filename;
         ImageOptions opts = base;
         if (imageOpts) {

@@ -90,7 +90,7 @@ final class CheckCommand implements Callable<Integer> {
             case "json" -> true;
             default -> throw new IllegalArgumentException("--output must be used with human or json as argument.");
         };
-        ImageOptions.Builder base = ImageOptions.builder().readOnly(true);
+        ImageOptions.Builder base = Main.imageOptions().readOnly(true);
         if (cache != null) {
             base.cacheMode(CacheMode.parse(cache));
         }

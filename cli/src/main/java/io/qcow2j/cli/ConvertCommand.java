@@ -137,7 +137,7 @@ final class ConvertCommand implements Callable<Integer> {
         }
         CacheMode dstCache = ImageSource.cacheMode(cache);
         CacheMode srcCache = ImageSource.cacheMode(sourceCache);
-        ImageSource.Spec s = source.spec(src, ImageOptions.builder().cacheMode(srcCache).build());
+        ImageSource.Spec s = source.spec(src, Main.imageOptions().cacheMode(srcCache).build());
         try (ImageSource.Chain chain = ImageSource.openChain(s)) {
             convert(chain, Path.of(dst), dstCache, prealloc, new Progress(out, progress && Progress.onTerminal()));
         }

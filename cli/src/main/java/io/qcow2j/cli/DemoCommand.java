@@ -58,7 +58,7 @@ public final class DemoCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             Images.create(image, CreateOptions.builder().size(virtualSize).build());
             out.printf("1. created %s: %s virtual, 64 KiB clusters, qcow2 v3%n", image, Sizes.human(virtualSize));
-            ImageOptions options = ImageOptions.parse(cacheOptions, ImageOptions.builder().readOnly(false).build());
+            ImageOptions options = ImageOptions.parse(cacheOptions, Main.imageOptions().readOnly(false).build());
             byte[] model;
             int modelSize = (int) Math.min(virtualSize, 64L << 20);
             try (Qcow2Disk im = Images.openQcow2(image, options)) {

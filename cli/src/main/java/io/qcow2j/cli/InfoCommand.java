@@ -68,7 +68,10 @@ final class InfoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         boolean json = parseOutput(output);
-        ImageSource.Spec s = source.spec(image, ImageOptions.defaults());
+        ImageSource.Spec s = source.spec(image, Main.imageOptions().build());
+        if (s.options().untrusted()) {
+            ImageSource.openChain(s).close(); // info reads files itself: the engine first checks the chain's names
+        }
         List<Map<String, Object>> infos = s.relabel(() -> collect(s.filename(), s.options(), backingChain));
         PrintWriter out = spec.commandLine().getOut();
         if (json) {

@@ -104,7 +104,7 @@ public final class IoCommand implements Callable<Integer> {
                     return fail(err, "Invalid cache option: " + cache);
                 }
             }
-            ImageOptions base = ImageOptions.builder().readOnly(false).build();
+            ImageOptions base = Main.imageOptions().readOnly(false).build();
             String prefix = imageOpts ? "can't open: " : "can't open device " + image + ": ";
             try {
                 for (String o : options) {

@@ -1,5 +1,6 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.engine.ImageOptions;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -48,6 +49,15 @@ public final class Main implements Runnable {
             description = "Print stack traces of errors.")
     static boolean debug = "1".equals(System.getenv("QCOW2J_DEBUG"));
 
+    @CommandLine.Option(names = "--untrusted", scope = CommandLine.ScopeType.INHERIT,
+            description = "The images come from someone else: backing files must be named relative to and stay"
+                    + " inside the image's folder, with their format given in the image (see the README).")
+    static boolean untrusted;
+
+    @CommandLine.Option(names = "--allow-raw-backing", scope = CommandLine.ScopeType.INHERIT,
+            description = "With --untrusted: accept raw backing files (still inside the image's folder).")
+    static boolean allowRawBacking;
+
     public static void main(String[] args) {
         System.exit(run(args));
     }
@@ -62,6 +72,8 @@ public final class Main implements Runnable {
      * those); for tests.
      */
     public static int run(PrintWriter out, PrintWriter err, String... args) {
+        untrusted = false; // static, as --debug: a run in the same JVM must not inherit the previous run's flags
+        allowRawBacking = false;
         CommandLine cmd = commandLine();
         if (out != null) {
             cmd.setOut(out);
@@ -70,6 +82,14 @@ public final class Main implements Runnable {
             cmd.setErr(err);
         }
         return cmd.execute(args);
+    }
+
+    /**
+     * The image options every command starts from: QEMU's defaults, with the global {@code --untrusted} and
+     * {@code --allow-raw-backing} flags.
+     */
+    static ImageOptions.Builder imageOptions() {
+        return ImageOptions.builder().untrusted(untrusted).allowRawBacking(allowRawBacking);
     }
 
     /** The configured command line (tests set its out and err writers). */

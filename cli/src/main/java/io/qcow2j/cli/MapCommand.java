@@ -56,7 +56,7 @@ final class MapCommand implements Callable<Integer> {
         boolean json = InfoCommand.parseOutput(output);
         long start = startOffset == null ? 0 : size(startOffset, "Invalid start offset specified.");
         long max = maxLength == null ? Long.MAX_VALUE : size(maxLength, "Invalid max length specified.");
-        ImageSource.Spec s = source.spec(image, ImageOptions.defaults());
+        ImageSource.Spec s = source.spec(image, Main.imageOptions().build());
         PrintWriter out = spec.commandLine().getOut();
         try (ImageSource.Chain chain = ImageSource.openChain(s)) {
             try {

@@ -33,12 +33,31 @@ import java.util.Objects;
  * @param readOnly             open without write access ({@code read-only=on}); the default opens read/write,
  *                             as qemu-io, qemu-nbd and hypervisors do
  * @param filename             {@code file.filename} from {@code --image-opts}, or null
+ * @param untrusted            the image comes from someone else (an upload, a guest): backing file names must be
+ *                             relative and stay inside the top image's folder (symlinks followed), protocol and
+ *                             {@code json:} names are refused, the backing format must be written in the image
+ *                             (no probing), raw backing files are refused unless {@code allowRawBacking}, and the
+ *                             chain may be at most {@value #UNTRUSTED_MAX_CHAIN_DEPTH} backing files deep
+ *                             (else {@value #MAX_CHAIN_DEPTH}); the default (off) behaves as QEMU
+ * @param allowRawBacking      with {@code untrusted}: accept backing files whose (given) format is raw
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
         long cacheCleanInterval, OverlapCheckMode overlapCheck, CacheMode cacheMode, boolean directFallback,
-        TableStoreKind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename) {
+        TableStoreKind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename,
+        boolean untrusted, boolean allowRawBacking) {
 
     public static final long DEFAULT_CACHE_CLEAN_INTERVAL = 600;
+
+    /** The deepest backing chain opened (backing files below the top image); QEMU has no fixed limit. */
+    public static final int MAX_CHAIN_DEPTH = 64;
+
+    /** The deepest backing chain opened with {@link #untrusted()}. */
+    public static final int UNTRUSTED_MAX_CHAIN_DEPTH = 16;
+
+    /** The deepest backing chain these options open. */
+    public int maxChainDepth() {
+        return untrusted ? UNTRUSTED_MAX_CHAIN_DEPTH : MAX_CHAIN_DEPTH;
+    }
 
     public ImageOptions {
         Objects.requireNonNull(overlapCheck);
@@ -74,6 +93,8 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         b.lazyRefcounts = lazyRefcounts;
         b.readOnly = readOnly;
         b.filename = filename;
+        b.untrusted = untrusted;
+        b.allowRawBacking = allowRawBacking;
         return b;
     }
 
@@ -229,8 +250,22 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private Boolean lazyRefcounts;
         private boolean readOnly;
         private String filename;
+        private boolean untrusted;
+        private boolean allowRawBacking;
 
         private Builder() {}
+
+        /** See {@link ImageOptions#untrusted()}: open an image someone else made without trusting its backing names. */
+        public Builder untrusted(boolean v) {
+            untrusted = v;
+            return this;
+        }
+
+        /** See {@link ImageOptions#allowRawBacking()}. */
+        public Builder allowRawBacking(boolean v) {
+            allowRawBacking = v;
+            return this;
+        }
 
         public Builder l2CacheSize(Long v) {
             l2CacheSize = v;
@@ -299,7 +334,8 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
 
         public ImageOptions build() {
             return new ImageOptions(l2CacheSize, refcountCacheSize, cacheSize, l2CacheEntrySize, cacheCleanInterval,
-                    overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, lazyRefcounts, readOnly, filename);
+                    overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, lazyRefcounts, readOnly, filename,
+                    untrusted, allowRawBacking);
         }
     }
 }

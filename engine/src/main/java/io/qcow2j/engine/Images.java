@@ -23,7 +23,8 @@ import java.util.function.DoubleConsumer;
  * <p>Opening is read/write unless {@link ImageOptions#readOnly()} says otherwise; backing files are always
  * opened read-only. A backing file name is resolved as QEMU does (relative to the folder of the image naming
  * it); its format comes from the image's backing format extension, else from probing. A chain deeper than
- * {@value #MAX_CHAIN_DEPTH} images, or one that loops, is refused with a one-line error.
+ * {@value #MAX_CHAIN_DEPTH} images, or one that loops, is refused with a one-line error. For images someone
+ * else made, {@link ImageOptions#untrusted()} restricts which backing files may be opened (see the README).
  */
 public final class Images {
     /** The deepest backing chain that is opened. */

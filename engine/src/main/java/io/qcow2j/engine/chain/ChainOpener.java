@@ -35,10 +35,11 @@ import java.util.Set;
  * folder of the image that names it. Its format comes from the backing format header extension, else from
  * probing (the qcow2 magic, else raw). A chain deeper than {@value #MAX_CHAIN_DEPTH} or one that comes
  * back to a file already in it is refused with a one-line error. Backing files are always opened read-only.
+ * {@link ImageOptions#untrusted()} opens only the backing files {@link BackingPolicy} allows.
  */
 public final class ChainOpener {
     /** Deeper chains are almost certainly a mistake or an attack; QEMU has no fixed limit. */
-    public static final int MAX_CHAIN_DEPTH = 64;
+    public static final int MAX_CHAIN_DEPTH = ImageOptions.MAX_CHAIN_DEPTH;
     private static final int QCOW2_MAGIC = 0x514649fb;
 
     private ChainOpener() {}
@@ -81,7 +82,7 @@ public final class ChainOpener {
         if (!options.readOnly() && isDirtyNotCorrupt(path)) {
             return openAfterUncleanClose(path, options, opener);
         }
-        Disk dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false);
+        Disk dev = open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, false, null);
         return (Qcow2Image) dev;
     }
 
@@ -92,7 +93,7 @@ public final class ChainOpener {
      */
     private static Qcow2Image openAfterUncleanClose(Path path, ImageOptions options, FileOpener opener)
             throws IOException {
-        Qcow2Image im = (Qcow2Image) open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, true);
+        Qcow2Image im = (Qcow2Image) open(path, path.toString(), "qcow2", options, opener, new HashSet<>(), 0, true, null);
         try {
             List<String> lines = new ArrayList<>();
             RepairResult r = ImageCheck.repair(im, RepairMode.ALL, lines::add);
@@ -128,16 +129,17 @@ public final class ChainOpener {
     /** See {@link io.qcow2j.engine.Images#openForRepair}. */
     public static Qcow2Image openForRepair(Path path, ImageOptions options) throws IOException {
         Disk dev = open(path, path.toString(), "qcow2", options.toBuilder().readOnly(false).build(),
-                ALIGNED_FILES, new HashSet<>(), 0, true);
+                ALIGNED_FILES, new HashSet<>(), 0, true, null);
         return (Qcow2Image) dev;
     }
 
     private static Disk open(Path path, String name, String format, ImageOptions options, FileOpener opener,
-            Set<Path> chain, int depth, boolean forRepair) throws IOException {
-        if (depth > MAX_CHAIN_DEPTH) {
-            throw new Qcow2FormatException(name + ": backing chain deeper than " + MAX_CHAIN_DEPTH + " images");
-        }
+            Set<Path> chain, int depth, boolean forRepair, BackingPolicy policy) throws IOException {
         Path real = existing(path, name, depth);
+        if (policy == null) {
+            policy = BackingPolicy.of(options, real);
+        }
+        policy.checkReal(real, name);
         if (!chain.add(real)) {
             throw new Qcow2FormatException(name + ": backing chain loops back to " + real);
         }
@@ -169,9 +171,13 @@ public final class ChainOpener {
             header = Qcow2Header.read(file);
             if (header.backingFileName().isPresent()) {
                 String backingName = header.backingFileName().get();
-                Path backingPath = resolveBacking(real, backingName, name);
-                backing = open(backingPath, backingName, header.extensions().backingFormat().orElse(null),
-                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1, false);
+                if (depth + 1 > policy.maxDepth()) {
+                    throw policy.tooDeep(backingName);
+                }
+                String backingFormat = header.extensions().backingFormat().orElse(null);
+                Path backingPath = policy.resolve(real, backingName, backingFormat, name);
+                backing = open(backingPath, backingName, backingFormat,
+                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1, false, policy);
             }
         } catch (IOException | RuntimeException e) {
             file.close();

@@ -56,9 +56,12 @@ final class BitmapReferences {
                 st.corruptions++;
                 throw bitmapFailure("cannot read the bitmap table at 0x" + CheckState.hex(bm.tableOffset()));
             }
+            // The part past the end of the file reads as zeros (unallocated entries, nothing to count): only the
+            // part inside is read, so a hostile directory's 65535 tables of 1 GiB cost what the file holds.
+            long inFile = Math.min(bytes, (Math.max(0, st.fileSize - bm.tableOffset()) + 7) & ~7L);
             long done = 0;
-            while (done < bytes) {
-                int n = (int) Math.min(CheckState.PIECE, bytes - done);
+            while (done < inFile) {
+                int n = (int) Math.min(CheckState.PIECE, inFile - done);
                 MemorySegment piece = st.pieceBuf.asSlice(0, n);
                 st.readZeroPadded(bm.tableOffset() + done, piece);
                 for (int i = 0; i < n / 8; i++) {

@@ -32,6 +32,12 @@ public final class HeaderExtensions {
     /** QEMU keeps the backing format in a 16-byte C string, so a longer name cannot be opened there. */
     public static final int MAX_BACKING_FORMAT_LENGTH = 15;
 
+    /**
+     * At most this many header extensions are read (QEMU has no limit; it writes at most five): the area is
+     * inside the first cluster, so this only bounds how many records a hostile 2 MiB header cluster makes.
+     */
+    public static final int MAX_EXTENSIONS = 1024;
+
     /** An extension this engine does not interpret: its type and where its data is in the file. */
     public record Unknown(int type, long offset, int length) {}
 
@@ -101,7 +107,12 @@ public final class HeaderExtensions {
         String dataFile = null;
         List<Unknown> unknown = new ArrayList<>();
         long off = start;
+        int count = 0;
         while (off < end) {
+            if (++count > MAX_EXTENSIONS) {
+                throw new Qcow2FormatException("qcow2 header: more than " + MAX_EXTENSIONS
+                        + " header extensions (at offset " + Be.hex(off) + ")");
+            }
             if (end - off < 8) {
                 throw new Qcow2FormatException("qcow2 header extension at offset " + Be.hex(off)
                         + ": its 8-byte type and length run past the end of the extension area at " + Be.hex(end));

@@ -260,6 +260,7 @@ public final class Qcow2Image implements Qcow2Disk {
      */
     @Override
     public void flush() throws IOException {
+        s.requireOpen(); // a flush after close would report success for nothing: an error, as every other request
         if (!s.options.readOnly()) {
             flusher.flush();
         }

@@ -147,6 +147,15 @@ class HostileHeaderTest {
                     b.putLong(88, 1);
                     return n;
                 }, "bitmaps extension: length 5 invalid"),
+                c("1100 empty unknown extensions", (b, n) -> {
+                    b.putLong(8, 0);
+                    b.putInt(16, 0);
+                    for (int i = 0; i < 1100; i++) {
+                        b.putInt(0x70 + 8 * i, 0x12345678);
+                        b.putInt(0x74 + 8 * i, 0);
+                    }
+                    return n;
+                }, "more than 1024 header extensions (at offset 0x2070)"),
                 c("backing name length 2000", (b, n) -> { b.putInt(16, 2000); return n; },
                         "backing_file_size 2000 too long"),
                 c("backing name past the cluster", (b, n) -> { b.putLong(8, 65500); b.putInt(16, 200); return n; },
