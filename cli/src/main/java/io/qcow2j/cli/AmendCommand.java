@@ -1,7 +1,6 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.Amend;
-import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Resize;
@@ -72,7 +71,7 @@ final class AmendCommand implements Callable<Integer> {
         Path path = Path.of(image);
         int version;
         int refcountBits;
-        try (Qcow2Disk d = Images.openQcow2(path, ImageOptions.builder().readOnly(true).build())) {
+        try (Qcow2Disk d = Images.openQcow2(path, Main.imageOptions().readOnly(true).build())) {
             version = d.header().version();
             refcountBits = d.header().refcountBits();
         }

@@ -54,7 +54,7 @@ final class CompareCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         try {
-            ImageOptions o = ImageOptions.builder().cacheMode(ImageSource.cacheMode(cache)).readOnly(true).build();
+            ImageOptions o = Main.imageOptions().cacheMode(ImageSource.cacheMode(cache)).readOnly(true).build();
             try (ImageSource.Chain a = open(file1, format1, o); ImageSource.Chain b = open(file2, format2, o)) {
                 Progress p = new Progress(out, progress && !quiet && Progress.onTerminal());
                 CompareResult r = Images.compare(a.top(), b.top(), strict, v -> p.set((float) v));

@@ -2,7 +2,6 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ChainStatus;
-import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.ffm.AlignedFile;

@@ -3,7 +3,6 @@ package io.qcow2j.cli;
 import io.qcow2j.engine.CacheStats;
 import io.qcow2j.engine.ChainStatus;
 import io.qcow2j.engine.Disk;
-import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
 import java.io.IOException;

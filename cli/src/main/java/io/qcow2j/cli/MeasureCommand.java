@@ -1,7 +1,6 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.CreateOptions;
-import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Measurement;
 import io.qcow2j.engine.Sizes;
@@ -70,7 +69,7 @@ final class MeasureCommand implements Callable<Integer> {
             m = measure(null, n);
         } else {
             try (ImageSource.Chain c = ImageSource.openChain(source.spec(file,
-                    ImageOptions.builder().readOnly(true).build()))) {
+                    Main.imageOptions().readOnly(true).build()))) {
                 m = measure(c, c.top().size());
             }
         }

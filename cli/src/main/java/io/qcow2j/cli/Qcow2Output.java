@@ -84,7 +84,7 @@ final class Qcow2Output {
                         progress.set((float) p);
                     }
                 }).build();
-        ImageOptions srcOptions = ImageOptions.builder().cacheMode(ImageSource.cacheMode(c.sourceCache)).build();
+        ImageOptions srcOptions = Main.imageOptions().cacheMode(ImageSource.cacheMode(c.sourceCache)).build();
         List<ImageSource.Chain> chains = new ArrayList<>();
         try {
             List<Disk> disks = new ArrayList<>();

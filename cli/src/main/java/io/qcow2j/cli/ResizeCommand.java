@@ -110,7 +110,7 @@ final class ResizeCommand implements Callable<Integer> {
         if (fmt == Resize.Format.RAW) {
             return Files.size(image);
         }
-        ImageOptions ro = ImageOptions.builder().readOnly(true).build();
+        ImageOptions ro = Main.imageOptions().readOnly(true).build();
         try (Disk d = fmt == Resize.Format.QCOW2 ? Images.openQcow2(image, ro) : Images.open(image, ro)) {
             return d.size();
         }

@@ -102,13 +102,13 @@ final class ServeCommand implements Callable<Integer> {
         if (handshakeLimit <= 0) {
             throw new CommandFailure("Invalid handshake limit '" + handshakeLimit + "'");
         }
-        ImageOptions.Builder b = ImageOptions.defaults().toBuilder().readOnly(readOnly).discardUnmap(unmap);
+        ImageOptions.Builder b = Main.imageOptions().readOnly(readOnly).discardUnmap(unmap);
         if (cache != null) {
             b.cacheMode(ImageSource.cacheMode(cache));
         }
         ImageOptions opts = b.build();
         if (options != null) {
-            opts = parse(() -> ImageOptions.parse(options, ImageOptions.defaults().toBuilder().readOnly(readOnly)
+            opts = parse(() -> ImageOptions.parse(options, Main.imageOptions().readOnly(readOnly)
                     .discardUnmap(unmap).build()));
         }
         String filename = image;

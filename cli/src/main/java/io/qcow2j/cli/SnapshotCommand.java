@@ -1,7 +1,6 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.Disk;
-import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.engine.SnapshotNotFoundException;
@@ -80,7 +79,7 @@ final class SnapshotCommand implements Callable<Integer> {
             throw new CommandFailure("Could not open '" + image + "': force-share=on can only be used with read-only images");
         }
         boolean qcow2;
-        try (Disk d = Images.open(path, ImageOptions.builder().readOnly(true).build())) {
+        try (Disk d = Images.open(path, Main.imageOptions().readOnly(true).build())) {
             qcow2 = d.format().equals("qcow2");
         }
         if (list.length > 0) {
