@@ -120,7 +120,9 @@ class ResourceCyclesTest {
         }
         System.out.printf("cycles %d: fds %d -> %d, direct %d -> %d, rss-heap KiB %d -> %d%n", CYCLES, fds0, openFds(),
                 native0, nativeBytes(), rss0, rssKiB());
-        assertThat(openFds()).as("open file descriptors after %d cycles", CYCLES).isEqualTo(fds0);
+        // Not equal: descriptors the JVM opens and closes on its own (jcmd's attach socket, jar files) come and
+        // go between the two counts (seen: 39 -> 36 on a fresh machine). A leak of one per cycle is ~1800 more.
+        assertThat(openFds()).as("open file descriptors after %d cycles", CYCLES).isLessThanOrEqualTo(fds0 + 16);
         assertThat(nativeBytes()).as("native memory (direct pool) after the cycles").isLessThanOrEqualTo(native0);
         assertThat(rssKiB() - rss0).as("resident memory growth (KiB) over the cycles").isLessThan(256 << 10);
         assertThat(Qemu.check(img).clean()).as("qemu-img check").isTrue();
