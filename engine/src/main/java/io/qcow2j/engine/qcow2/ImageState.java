@@ -104,13 +104,14 @@ final class ImageState {
 
     /** Allocates host clusters; the image now extends over them (they may not be written yet). Holds the lock. */
     long allocate(int clusters) throws IOException {
-        long off = refcounts.allocate(clusters);
-        // Free clusters come from the refcounts; in a corrupt image those can call the header or a table
-        // free. Handing such a cluster out would overwrite metadata (found by fuzzing): refuse it as corruption.
-        if (off == 0) {
-            String msg = "refcounts corrupt: cluster 0 (the header) is free and was about to be allocated";
-            signalCorruption(msg);
-            throw new Qcow2FormatException(filename + ": " + msg);
+        long off;
+        try {
+            off = refcounts.allocate(clusters);
+        } catch (Qcow2FormatException e) {
+            // Free clusters come from the refcounts; in a corrupt image those can call the header or a table
+            // free (Refcounts refuses a free header). Handing such a cluster out would overwrite metadata or
+            // data (found by fuzzing): refuse it as corruption, and the image is marked corrupt.
+            throw corrupted(e);
         }
         refuseOverlap(off, (long) clusters << g.clusterBits(), 0);
         noteFileEnd(off + ((long) clusters << g.clusterBits()));

@@ -34,6 +34,8 @@ public final class Refcounts {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     /** QEMU's limit on the refcount table: 8 MiB of entries. */
     private static final long MAX_TABLE_ENTRIES = (8L << 20) / 8;
+    /** The corruption an allocation meets when the refcounts call the header free. */
+    static final String FREE_HEADER = "refcounts corrupt: cluster 0 (the header) is free and was about to be allocated";
 
     private final PositionalFile file;
     private final TableFile sync;
@@ -167,7 +169,17 @@ public final class Refcounts {
             if (c > (Long.MAX_VALUE >>> clusterBits) - n) {
                 throw new IOException("image file would grow past the largest qcow2 offset");
             }
-            found = get(c) == 0 ? found + 1 : 0;
+            boolean free = get(c) == 0;
+            if (free && c == 0) {
+                // Cluster 0 is the header, always in use: refcounts that call it free are corrupt (typically no
+                // refcount block covers it), and so is every other count they give. Caught here, before a search
+                // that would otherwise restart past it (a refcount block created on the way) and hand out a
+                // cluster in use by data, which no overlap check sees (found by fuzzing; QEMU: "Preventing
+                // invalid allocation of refcount block at offset 0").
+                freeHint = 0;
+                throw new Qcow2FormatException(FREE_HEADER);
+            }
+            found = free ? found + 1 : 0;
         }
         return freeHint - n;
     }

@@ -97,4 +97,33 @@ class CorruptionWriteTest {
         }
         assertThat(data).isPositive();
     }
+
+    /**
+     * Found by fuzzing: no refcount block covers cluster 0, so the refcounts call every cluster there free,
+     * the header and the data clusters of the guest included. The allocation used to restart past cluster 0
+     * (creating a refcount block on the way, on a data cluster in use) and the write and flush succeeded with
+     * the data then overwritten by refcounts. Now the free header is caught as QEMU catches it (qemu-io fails
+     * the same write with EIO: "Preventing invalid allocation of refcount block at offset 0").
+     */
+    @Test
+    void refcountsThatCallTheHeaderFreeRefuseTheAllocationAndMarkTheImageCorrupt() throws IOException {
+        Path img = Qemu.create(dir, "r.qcow2", "cluster_size=512", "256K");
+        Qemu.io(img, "write -P 0x11 0 4k");
+        Layout l = layout(img);
+        CorruptImageReadTest.writeLong(img, l.refcountTable(), 0); // refcount block 0 gone
+        java.nio.file.Files.copy(img, dir.resolve("q.qcow2"));
+        String qemu = Qemu.exec(dir, "qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1000 8000", "q.qcow2").output();
+        assertThat(qemu).contains("write failed: Input/output error")
+                .contains("Preventing invalid allocation of refcount block at offset 0");
+        try (Qcow2Image im = ChainOpener.openQcow2(img, RW)) {
+            assertThatThrownBy(() -> im.write(1000, MemorySegment.ofArray(new byte[8000])))
+                    .isInstanceOf(Qcow2FormatException.class)
+                    .hasMessageContaining("refcounts corrupt: cluster 0 (the header) is free");
+            assertThat(im.isWritable()).isFalse();
+            assertThat(im.warnings()).anyMatch(w -> w.contains("marking image as corrupt"));
+        }
+        assertThat(Json.at(Qemu.info(img), "format-specific", "data", "corrupt")).isEqualTo(Boolean.TRUE);
+        assertThat(Json.at(Qemu.info(dir.resolve("q.qcow2")), "format-specific", "data", "corrupt"))
+                .isEqualTo(Boolean.TRUE);
+    }
 }
