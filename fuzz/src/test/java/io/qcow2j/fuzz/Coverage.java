@@ -9,7 +9,9 @@ import java.util.Map;
 
 /**
  * Branch coverage of one input, read from the JaCoCo agent running in this JVM ({@code -javaagent:…runtime.jar
- * =includes=io.qcow2j.*}, set by scripts/fuzz): each class's probe array, reset after every input.
+ * =includes=io.qcow2j.*}, set by scripts/fuzz): each class's probe array, compared after every input with the
+ * probes seen before. The agent's counters are not reset: they add up the whole run, which the agent writes at
+ * exit ({@code destfile}) for scripts/fuzz's line and branch report of the engine.
  *
  * <p>Why our own: Jazzer's instrumentation (its ASM) refuses class files of Java 25 (major version 69, "Failed
  * to instrument … Unsupported class file major version 69"), so its fuzzing mode gets no coverage of the
@@ -45,11 +47,11 @@ final class Coverage {
         return probesSeen;
     }
 
-    /** The probes hit since the last call that were never hit before (and resets the agent's counters). */
+    /** The probes hit since the last call that were never hit before. */
     long takeNew() {
         byte[] exec;
         try {
-            exec = (byte[]) dump.invoke(agent, true);
+            exec = (byte[]) dump.invoke(agent, false);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("JaCoCo agent: " + e, e);
         }
