@@ -62,6 +62,9 @@ public final class FaultyFile extends ForwardingFile {
         private final List<Call> kinds = new ArrayList<>();
         private volatile boolean fired;
         private volatile String firedAs;
+        /** Writes may not reach past this file offset (a full disk), or -1. */
+        private volatile long spaceLimit = -1;
+        private final AtomicLong spaceFaults = new AtomicLong();
 
         public Plan(long failAt, Fault fault) {
             this.failAt = failAt;
@@ -90,6 +93,26 @@ public final class FaultyFile extends ForwardingFile {
         /** The failed call as it was made, e.g. {@code write of 512 bytes at 0x30000}, or null. */
         public String firedAs() {
             return firedAs;
+        }
+
+        /**
+         * A disk that is full past {@code fileBytes}: a write reaching further gets the part before the limit
+         * (whole pages) to the file and fails with {@code ENOSPC}, until {@link #freeSpace}. For machines where
+         * a small real file system cannot be mounted.
+         */
+        public Plan limitSpace(long fileBytes) {
+            spaceLimit = fileBytes;
+            return this;
+        }
+
+        /** The disk has room again. */
+        public void freeSpace() {
+            spaceLimit = -1;
+        }
+
+        /** Writes refused by {@link #limitSpace}. */
+        public long spaceFaults() {
+            return spaceFaults.get();
         }
 
         /** Counts a call; the fault for it, or null. */
@@ -146,6 +169,15 @@ public final class FaultyFile extends ForwardingFile {
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
         Fault f = plan.next(Call.WRITE, "write of " + src.byteSize() + " bytes at 0x" + Long.toHexString(offset));
+        long limit = plan.spaceLimit;
+        if (f == null && limit >= 0 && offset + src.byteSize() > limit) {
+            plan.spaceFaults.incrementAndGet();
+            long fits = Math.max(0, (limit & -PAGE) - offset);
+            if (fits > 0) {
+                delegate.write(offset, src.asSlice(0, fits));
+            }
+            throw error(Fault.ENOSPC, "pwrite");
+        }
         if (f != null) {
             long landed = f == Fault.SHORT_WRITE ? shortWrite(offset, src.byteSize()) : 0;
             if (landed > 0) {

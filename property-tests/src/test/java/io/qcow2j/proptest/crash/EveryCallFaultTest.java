@@ -17,7 +17,6 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.BitSet;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.io.TempDir;
@@ -136,7 +135,7 @@ class EveryCallFaultTest {
                 assertThat(after.header().isCorrupt()).as("%s: marked corrupt", context).isFalse();
                 byte[] got = new byte[(int) after.size()];
                 after.read(0, MemorySegment.ofArray(got));
-                r.compare(got, context);
+                r.acknowledged().compare(got, context);
             }
         }
         System.out.printf("every-call faults, %s requests, %s caches (%s): %d I/O calls in the workload (%d requests); %d of"
@@ -149,29 +148,17 @@ class EveryCallFaultTest {
     }
 
     /**
-     * What one run did: the errors of the requests that failed (in order), whether the open failed, the final
-     * flush's error, and the guest bytes that must read back ({@code model} where {@code uncertain} is clear).
+     * What one run did: the errors of the requests that failed (in order), whether the open failed, the calls of
+     * the workload, the final flush's error, and what must read back.
      */
     record Run(List<Throwable> failures, Throwable openError, long workloadCalls, Throwable finalFlush,
-            boolean writable, boolean flushLostDirty, int keptDirty, GuestModel model, BitSet uncertain) {
-        void compare(byte[] got, String context) {
-            byte[] want = model.data();
-            for (int i = uncertain.nextClearBit(0); i < want.length; i = uncertain.nextClearBit(i + 1)) {
-                if (got[i] != want[i]) {
-                    throw new AssertionError(context + ": guest byte 0x" + Integer.toHexString(i) + " reads 0x"
-                            + Integer.toHexString(got[i] & 0xff) + ", a request that succeeded left 0x"
-                            + Integer.toHexString(want[i] & 0xff));
-                }
-            }
-        }
-    }
+            boolean writable, boolean flushLostDirty, int keptDirty, Acknowledged acknowledged) {}
 
     /** Runs {@code ops} on a fresh copy of the image, with {@code plan}'s fault; then flushes and closes. */
     private Run run(byte[] baseBytes, byte[] initial, List<GuestOp> ops, Requests how, ImageOptions options,
             FaultyFile.Plan plan) throws IOException {
         Path file = Files.write(dir.resolve("run.qcow2"), baseBytes);
-        GuestModel model = new GuestModel(initial.length, 4096, 3, false, initial);
-        BitSet uncertain = new BitSet(initial.length);
+        Acknowledged acked = new Acknowledged(new GuestModel(initial.length, 4096, 3, false, initial));
         List<Throwable> failures = new ArrayList<>();
         Qcow2Image img;
         try {
@@ -179,7 +166,7 @@ class EveryCallFaultTest {
                     (p, mode, writable) -> new FaultyFile(ChainOpener.ALIGNED_FILES.open(p, mode, writable), plan));
         } catch (IOException e) {
             failures.add(e);
-            return new Run(failures, e, plan.calls(), null, false, false, 0, model, uncertain);
+            return new Run(failures, e, plan.calls(), null, false, false, 0, acked);
         }
         boolean lostDirty = false;
         int keptDirty = 0;
@@ -187,12 +174,9 @@ class EveryCallFaultTest {
             int dirtyBefore = dirty(img);
             boolean firedBefore = plan.fired();
             Throwable error = apply(img, op, how);
-            long[] range = op.range();
+            acked.record(op, error);
             if (error != null) {
                 failures.add(error);
-                if (range != null) {
-                    uncertain.set((int) range[0], (int) range[1]);
-                }
                 if (op instanceof GuestOp.Flush && dirtyBefore > 0 && !firedBefore
                         && plan.firedAs() != null && plan.firedAs().startsWith("write")) {
                     if (dirty(img) == 0) {
@@ -201,31 +185,21 @@ class EveryCallFaultTest {
                         keptDirty++;
                     }
                 }
-                continue;
-            }
-            op.apply(model);
-            if (op instanceof GuestOp.Discard d) {
-                long[] z = model.discardedRange(d.offset(), d.length());
-                if (z != null) {
-                    uncertain.clear((int) z[0], (int) z[1]);
-                }
-            } else if (range != null) {
-                uncertain.clear((int) range[0], (int) range[1]);
             }
         }
         long workloadCalls = plan.calls();
         Throwable flush = apply(img, new GuestOp.Flush(), how);
         boolean writable = img.isWritable();
         img.close();
-        return new Run(failures, null, workloadCalls, flush, writable, lostDirty, keptDirty, model, uncertain);
+        return new Run(failures, null, workloadCalls, flush, writable, lostDirty, keptDirty, acked);
     }
 
-    private static int dirty(Qcow2Image img) {
+    static int dirty(Qcow2Image img) {
         return img.l2Cache().dirtyCount() + img.refcountCache().dirtyCount();
     }
 
     /** Runs one request; returns its {@link IOException}, or null. Anything else fails the test. */
-    private static Throwable apply(Qcow2Image img, GuestOp op, Requests how) {
+    static Throwable apply(Qcow2Image img, GuestOp op, Requests how) {
         if (how == Requests.BLOCKING) {
             try {
                 op.apply(img);
