@@ -93,6 +93,17 @@ final class CheckState {
     long replaceBitmap;
     /** A repair changed L2 entries of active tables in the L2 cache. */
     boolean l2Repaired;
+    /**
+     * How many references the walk in progress stands for: 1, or the other references to a shared L2 table
+     * ({@link SharedL2}) counted in one walk. Every count, corruption included, is multiplied by it.
+     */
+    long times = 1;
+    /** Lines of a repeated walk are counted, not printed: they are the lines its first walk printed. */
+    boolean quiet;
+    /** Lines not printed while {@link #quiet}. */
+    long unprinted;
+    /** The lines printed while {@link #quiet}: at most two per entry of the table walked. */
+    final java.util.Set<String> quietLines = new java.util.HashSet<>();
 
     CheckState(Qcow2Image image, Consumer<String> problems) {
         this.image = image;
@@ -118,8 +129,53 @@ final class CheckState {
     // ---------------------------------------------------------------- reporting
 
     void corruption(String line) {
-        corruptions++;
-        problems.accept(line);
+        corruptions += times;
+        print(line);
+    }
+
+    /**
+     * Reports {@code line}; while {@link #quiet}, only the first time the repeated walk meets it (the walk
+     * stands for {@link #times} walks: the other times are counted).
+     */
+    void print(String line) {
+        if (!quiet) {
+            problems.accept(line);
+            return;
+        }
+        long repeats = times;
+        if (quietLines.add(line)) {
+            problems.accept(line);
+            repeats--;
+        }
+        unprinted += repeats;
+    }
+
+    /**
+     * Runs {@code walk} again for {@code times} more references to what it walked, quietly; then says in one
+     * line how many lines that did not print, if any.
+     */
+    void repeatQuietly(long times, String what, ThrowingRunnable walk) throws IOException {
+        long was = this.times;
+        this.times = times;
+        quiet = true;
+        unprinted = 0;
+        try {
+            walk.run();
+        } finally {
+            this.times = was;
+            quiet = false;
+            quietLines.clear();
+        }
+        if (unprinted > 0) {
+            problems.accept("(the " + udec(times) + " other references to " + what + " repeat what is reported"
+                    + " for it: " + udec(unprinted) + " more lines, counted but not printed)");
+        }
+    }
+
+    /** A walk that may fail with an I/O error. */
+    @FunctionalInterface
+    interface ThrowingRunnable {
+        void run() throws IOException;
     }
 
     static String hex(long v) {
@@ -155,13 +211,16 @@ final class CheckState {
                 nbClusters = k + 1;
             }
             long c = counts.get(k);
-            if (c == refcountMax) {
+            long add = Math.min(times, refcountMax - c);
+            counts.set(k, c + add);
+            if (add < times) {
+                long was = times;
+                times -= add; // the references that found the count at its maximum
                 corruption("ERROR: overflow cluster offset=0x" + hex(k << cb));
-                problems.accept("Use qemu-img amend to increase the refcount entry width or qemu-img convert to"
+                print("Use qemu-img amend to increase the refcount entry width or qemu-img convert to"
                         + " create a clean copy if the image cannot be opened for writing");
-                continue;
+                times = was;
             }
-            counts.set(k, c + 1);
         }
     }
 

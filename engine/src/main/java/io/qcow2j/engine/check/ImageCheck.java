@@ -305,9 +305,7 @@ public final class ImageCheck {
         long[] l1 = st.image.activeL1();
         if (l1.length > 0) {
             st.inc(st.header.l1TableOffset(), (long) l1.length * 8);
-            for (int i = 0; i < l1.length; i++) {
-                walk.l1Entry(l1[i], true);
-            }
+            walk.l1Table(l1, true);
         }
         if (st.l2Repaired) {
             // Snapshot L2 tables are read from the file, and may be active tables repaired in the cache.

@@ -166,12 +166,14 @@ final class RefcountComparison {
         boolean repair = (st.fix & CheckState.FIX_ERRORS) != 0
                 || (st.fix & CheckState.FIX_LEAKS) != 0 && st.checkErrors == 0 && st.corruptions == 0 && st.leaks == 0;
         long[] l1 = st.image.activeL1();
+        SharedL2 shared = SharedL2.of(l1); // an L2 table several entries point at is walked once for all
         for (int i = 0; i < l1.length; i++) {
             long l1e = l1[i];
             long l2Offset = l1e & L1Entry.OFFSET_MASK;
             if (l2Offset == 0) {
                 continue;
             }
+            int references = shared == null ? 1 : shared.firstVisit(l2Offset);
             long rc = storedRefcount(l2Offset >>> st.cb);
             if (st.unreadable) {
                 continue;
@@ -185,27 +187,37 @@ final class RefcountComparison {
                     st.corruptionsFixed++;
                 }
             }
-            if (l2Offset >= st.fileSize) {
+            if (l2Offset >= st.fileSize || references == 0) {
                 continue;
             }
-            long[] repaired = {0};
-            walk.forEachL2Entry(l2Offset, true, (j, entry, bitmap) -> {
-                ClusterType t = L2Entry.clusterType(entry, st.g);
-                if (t != ClusterType.NORMAL && t != ClusterType.ZERO_ALLOC) {
-                    return;
-                }
-                long r = storedRefcount(L2Entry.hostClusterOffset(entry) >>> st.cb);
-                if (!st.unreadable && (r == 1) != L2Entry.isCopied(entry)) {
-                    st.corruption((repair ? "Repairing" : "ERROR") + " OFLAG_COPIED data cluster: l2_entry=" + CheckState.hex(entry)
-                            + " refcount=" + CheckState.udec(r));
-                    if (repair) {
-                        walk.replaceWith(r == 1 ? entry | L2Entry.COPIED : entry & ~L2Entry.COPIED, bitmap);
-                        repaired[0]++;
-                    }
-                }
-            });
-            st.corruptions -= repaired[0];
-            st.corruptionsFixed += repaired[0];
+            checkCopiedFlags(l2Offset, repair);
+            if (references > 1) {
+                // the other references find what the first walk left: the same problems, or none once repaired
+                st.repeatQuietly(references - 1, "the L2 table at 0x" + CheckState.hex(l2Offset),
+                        () -> checkCopiedFlags(l2Offset, repair));
+            }
         }
+    }
+
+    /** The COPIED flags of the data clusters of the L2 table at {@code l2Offset}. */
+    private void checkCopiedFlags(long l2Offset, boolean repair) throws IOException {
+        long[] repaired = {0};
+        walk.forEachL2Entry(l2Offset, true, (j, entry, bitmap) -> {
+            ClusterType t = L2Entry.clusterType(entry, st.g);
+            if (t != ClusterType.NORMAL && t != ClusterType.ZERO_ALLOC) {
+                return;
+            }
+            long r = storedRefcount(L2Entry.hostClusterOffset(entry) >>> st.cb);
+            if (!st.unreadable && (r == 1) != L2Entry.isCopied(entry)) {
+                st.corruption((repair ? "Repairing" : "ERROR") + " OFLAG_COPIED data cluster: l2_entry=" + CheckState.hex(entry)
+                        + " refcount=" + CheckState.udec(r));
+                if (repair) {
+                    walk.replaceWith(r == 1 ? entry | L2Entry.COPIED : entry & ~L2Entry.COPIED, bitmap);
+                    repaired[0]++;
+                }
+            }
+        });
+        st.corruptions -= repaired[0] * st.times;
+        st.corruptionsFixed += repaired[0];
     }
 }

@@ -57,21 +57,39 @@ final class ReferenceWalk {
             throw new Qcow2FormatException(st.image.filename() + ": cannot read the L1 table of " + who + " at 0x"
                     + CheckState.hex(offset) + ": offset out of range");
         }
+        // What lies past the end of the file reads as zeros, unallocated entries: only the rest is held.
+        // (the last entry may be cut by the end of the file: its missing bytes read as zeros)
+        long inFile = Math.min(size, (Math.max(0, st.fileSize - offset) + 7) / 8);
+        long[] l1 = new long[(int) inFile];
         long done = 0;
-        while (done < bytes && offset + done < st.fileSize) {
-            int n = (int) Math.min(CheckState.PIECE, bytes - done);
+        while (done < inFile * 8) {
+            int n = (int) Math.min(CheckState.PIECE, inFile * 8 - done);
             MemorySegment piece = st.pieceBuf.asSlice(0, n);
             st.readZeroPadded(offset + done, piece);
-            for (int i = 0; i < n / 8; i++) {
-                l1Entry(piece.getAtIndex(CheckState.BE64, i), false);
-            }
+            MemorySegment.copy(piece, CheckState.BE64, 0, l1, (int) (done / 8), n / 8);
             done += n;
         }
-        // The rest of the table lies past the end of the file: zeros, unallocated entries.
+        l1Table(l1, false);
     }
 
-    /** One L1 entry of the active table or of a snapshot's (QEMU's {@code check_refcounts_l1} loop). */
-    void l1Entry(long entry, boolean active) throws IOException {
+    /**
+     * The entries of one L1 table (QEMU's {@code check_refcounts_l1} loop). An L2 table that several entries
+     * point at is walked once, for all of them ({@link SharedL2}).
+     */
+    void l1Table(long[] l1, boolean active) throws IOException {
+        SharedL2 shared = SharedL2.of(l1);
+        for (long e : l1) {
+            if (e != 0) {
+                l1Entry(e, active, shared == null ? 1 : shared.firstVisit(e & L1Entry.OFFSET_MASK));
+            }
+        }
+    }
+
+    /**
+     * One L1 entry of the active table or of a snapshot's; its L2 table is walked for {@code references}
+     * references (0: it was walked already for this entry too).
+     */
+    private void l1Entry(long entry, boolean active, int references) throws IOException {
         if (entry == 0) {
             return;
         }
@@ -83,7 +101,14 @@ final class ReferenceWalk {
         if ((l2Offset & (st.cs - 1)) != 0) {
             st.corruption("ERROR l2_offset=" + CheckState.hex(l2Offset) + ": Table is not cluster aligned; L1 entry corrupted");
         }
-        checkL2(l2Offset, active);
+        if (references > 0) {
+            checkL2(l2Offset, active);
+        }
+        if (references > 1 && l2Offset < st.fileSize) {
+            // The other references see the table as the first walk left it (a repair changed it in place).
+            st.repeatQuietly(references - 1, "the L2 table at 0x" + CheckState.hex(l2Offset),
+                    () -> checkL2(l2Offset, active));
+        }
     }
 
     /**
@@ -209,10 +234,10 @@ final class ReferenceWalk {
             }
             st.inc(CompressedCluster.hostOffset(entry, st.cb), CompressedCluster.compressedSize(entry, st.cb));
             if (active) {
-                st.allocated++;
-                st.compressed++;
+                st.allocated += st.times;
+                st.compressed += st.times;
                 // Compressed clusters are fragmented by nature: neighbours share sectors, which are re-read.
-                st.fragmented++;
+                st.fragmented += st.times;
             }
         }
 
@@ -246,9 +271,9 @@ final class ReferenceWalk {
                 }
             }
             if (active) {
-                st.allocated++;
+                st.allocated += st.times;
                 if (nextContiguous != 0 && offset != nextContiguous) {
-                    st.fragmented++;
+                    st.fragmented += st.times;
                 }
                 nextContiguous = offset + st.cs;
             }
