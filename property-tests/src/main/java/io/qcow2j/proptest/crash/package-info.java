@@ -11,6 +11,9 @@
  *       write ({@link io.qcow2j.proptest.crash.Unsynced}, {@link io.qcow2j.proptest.crash.CrashState}), as
  *       read-only in-memory {@link io.qcow2j.proptest.crash.CrashImage}s the engine can open and
  *       {@code qemu-img check} can read once written out.</li>
+ *   <li>{@link io.qcow2j.proptest.crash.FaultyFile}: a real engine file (or any) whose I/O calls are counted and
+ *       the n-th of which fails once ({@code EIO}, {@code ENOSPC}, a short write or a short read), or whose
+ *       writes past a byte budget fail as on a full disk.</li>
  *   <li>{@link io.qcow2j.proptest.crash.MemoryFile}, {@link io.qcow2j.proptest.crash.ByteStore}: files held in
  *       memory.</li>
  * </ul>
