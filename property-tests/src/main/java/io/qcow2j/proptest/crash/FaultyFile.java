@@ -144,31 +144,30 @@ public final class FaultyFile extends ForwardingFile {
 
     @Override
     public long read(long offset, MemorySegment dst) throws IOException {
-        Fault f = plan.next(Call.READ, "read of " + dst.byteSize() + " bytes at 0x" + Long.toHexString(offset));
+        readFault(offset, dst);
+        return delegate.read(offset, dst);
+    }
+
+    @Override
+    public void readFully(long offset, MemorySegment dst) throws IOException {
+        readFault(offset, dst);
+        delegate.readFully(offset, dst);
+    }
+
+    /** Counts a read; if it is the one to fail, a short read gets half of {@code dst} first. */
+    private void readFault(long offset, MemorySegment dst) throws IOException {
+        Fault f = plan.next(Call.READ, "read of " + range(offset, dst.byteSize()));
         if (f != null) {
             if (f == Fault.SHORT_READ && dst.byteSize() > 1) {
                 delegate.read(offset, dst.asSlice(0, dst.byteSize() / 2));
             }
             throw error(f, "pread");
         }
-        return delegate.read(offset, dst);
-    }
-
-    @Override
-    public void readFully(long offset, MemorySegment dst) throws IOException {
-        Fault f = plan.next(Call.READ, "read of " + dst.byteSize() + " bytes at 0x" + Long.toHexString(offset));
-        if (f != null) {
-            if (f == Fault.SHORT_READ && dst.byteSize() > 1) {
-                delegate.readFully(offset, dst.asSlice(0, dst.byteSize() / 2));
-            }
-            throw error(f, "pread");
-        }
-        delegate.readFully(offset, dst);
     }
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        Fault f = plan.next(Call.WRITE, "write of " + src.byteSize() + " bytes at 0x" + Long.toHexString(offset));
+        Fault f = plan.next(Call.WRITE, "write of " + range(offset, src.byteSize()));
         long limit = plan.spaceLimit;
         if (f == null && limit >= 0 && offset + src.byteSize() > limit) {
             plan.spaceFaults.incrementAndGet();
@@ -200,46 +199,45 @@ public final class FaultyFile extends ForwardingFile {
 
     private static final long PAGE = 4096;
 
+    /** Counts a call that changes nothing when it fails, and fails it if it is the chosen one. */
+    private void call(Call c, String what, String syscall) throws ErrnoException {
+        Fault f = plan.next(c, what);
+        if (f != null) {
+            throw error(f, syscall);
+        }
+    }
+
+    private static String range(long offset, long length) {
+        return length + " bytes at 0x" + Long.toHexString(offset);
+    }
+
     @Override
     public void dataSync() throws IOException {
-        if (plan.next(Call.SYNC, "fdatasync") instanceof Fault f) {
-            throw error(f, "fdatasync");
-        }
+        call(Call.SYNC, "fdatasync", "fdatasync");
         delegate.dataSync();
     }
 
     @Override
     public void punchHole(long offset, long length) throws IOException {
-        if (plan.next(Call.PUNCH_HOLE, "hole punch of " + length + " bytes at 0x" + Long.toHexString(offset))
-                instanceof Fault f) {
-            throw error(f, "fallocate");
-        }
+        call(Call.PUNCH_HOLE, "hole punch of " + range(offset, length), "fallocate");
         delegate.punchHole(offset, length);
     }
 
     @Override
     public void zeroRange(long offset, long length) throws IOException {
-        if (plan.next(Call.ZERO_RANGE, "zeroing of " + length + " bytes at 0x" + Long.toHexString(offset))
-                instanceof Fault f) {
-            throw error(f, "fallocate");
-        }
+        call(Call.ZERO_RANGE, "zeroing of " + range(offset, length), "fallocate");
         delegate.zeroRange(offset, length);
     }
 
     @Override
     public boolean zeroRangeFast(long offset, long length) throws IOException {
-        if (plan.next(Call.ZERO_RANGE, "zeroing of " + length + " bytes at 0x" + Long.toHexString(offset))
-                instanceof Fault f) {
-            throw error(f, "fallocate");
-        }
+        call(Call.ZERO_RANGE, "zeroing of " + range(offset, length), "fallocate");
         return delegate.zeroRangeFast(offset, length);
     }
 
     @Override
     public void truncate(long length) throws IOException {
-        if (plan.next(Call.TRUNCATE, "truncation to " + length) instanceof Fault f) {
-            throw error(f, "ftruncate");
-        }
+        call(Call.TRUNCATE, "truncation to " + length, "ftruncate");
         delegate.truncate(length);
     }
 

@@ -3,7 +3,6 @@ package io.qcow2j.proptest.crash;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.Errno;
-import io.qcow2j.ffm.ErrnoException;
 import io.qcow2j.proptest.driver.GuestOp;
 import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -152,7 +151,7 @@ class FaultInjectionTest {
             assertThat(rec.faultCount()).as("%s: the fault fired", context).isPositive();
             Workload.Executed first = run.stream().filter(Workload.Executed::failed).findFirst().orElse(null);
             if (first != null) {
-                assertThat(errnoOf(first.error())).as("%s: %s names the injected error", context, first)
+                assertThat(EveryCallFaultTest.errnoOf(first.error())).as("%s: %s names the injected error", context, first)
                         .isEqualTo(e);
             }
             failedRequests += (int) run.stream().filter(x -> x.failed() && !x.close()).count();
@@ -204,21 +203,5 @@ class FaultInjectionTest {
             out.add(from + (long) (rnd.nextDouble() * (to - from)));
         }
         return out;
-    }
-
-    /** The errno of the first {@link ErrnoException} in the cause chain (or suppressed), or -1. */
-    private static int errnoOf(Throwable t) {
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            if (c instanceof ErrnoException ee) {
-                return ee.errno();
-            }
-            for (Throwable sup : c.getSuppressed()) {
-                int e = errnoOf(sup);
-                if (e >= 0) {
-                    return e;
-                }
-            }
-        }
-        return -1;
     }
 }
