@@ -5,6 +5,7 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
 import java.util.concurrent.Semaphore;
@@ -33,6 +34,8 @@ final class Connection {
 
     private final SocketChannel ch;
     private final Export export;
+    /** The server's TLS credentials, or null. */
+    private final TlsCredentials tls;
     private final Consumer<String> log;
     /** Permits are bytes: what the requests in flight may still hold. */
     private final Semaphore budget = new Semaphore(MAX_IN_FLIGHT_BYTES);
@@ -40,9 +43,10 @@ final class Connection {
     private volatile boolean negotiated;
     private volatile boolean stopping;
 
-    Connection(SocketChannel ch, Export export, Consumer<String> log) {
+    Connection(SocketChannel ch, Export export, TlsCredentials tls, Consumer<String> log) {
         this.ch = ch;
         this.export = export;
+        this.tls = tls;
         this.log = log;
     }
 
@@ -53,7 +57,7 @@ final class Connection {
     /** Serves the client until it leaves or the server stops; closes the socket. Never throws. */
     void run() {
         try {
-            Handshake.Result session = new Handshake(ch, export).run();
+            Handshake.Result session = new Handshake(ch, export, tls).run();
             negotiated = true;
             if (session != null) {
                 transmit(session);
@@ -88,14 +92,15 @@ final class Connection {
     }
 
     private void transmit(Handshake.Result session) throws IOException {
-        ReplyWriter out = new ReplyWriter(ch);
+        ByteChannel in = session.in();
+        ReplyWriter out = new ReplyWriter(session.out());
         BufferPool buffers = new BufferPool();
         RequestDispatcher dispatcher = new RequestDispatcher(session, out, log, buffers);
         ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER);
         try {
             while (true) {
                 h.clear();
-                if (!readHeader(h)) {
+                if (!readHeader(in, h)) {
                     return;
                 }
                 h.flip();
@@ -123,7 +128,7 @@ final class Connection {
                     }
                     payload = buffers.take((int) length);
                     try {
-                        Wire.readFully(ch, payload);
+                        Wire.readFully(in, payload);
                     } catch (IOException e) {
                         budget.release(cost); // the request never runs: its cost must not stall the drain
                         throw e;
@@ -136,13 +141,16 @@ final class Connection {
             }
         } finally {
             drain();
+            if (in instanceof TlsChannel t) {
+                t.closeOutbound();
+            }
         }
     }
 
     /** Reads a request header; false at a clean end of input (between requests). */
-    private boolean readHeader(ByteBuffer h) throws IOException {
+    private static boolean readHeader(ByteChannel in, ByteBuffer h) throws IOException {
         while (h.hasRemaining()) {
-            if (ch.read(h) < 0) {
+            if (in.read(h) < 0) {
                 if (h.position() == 0) {
                     return false;
                 }

@@ -33,13 +33,23 @@ import java.util.function.Consumer;
  * on virtual threads ({@link RequestDispatcher}).
  */
 public final class NbdServer implements AutoCloseable {
-    /** How a server listens and how many clients it serves. */
-    public record Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout) {
+    /**
+     * How a server listens and how many clients it serves.
+     *
+     * @param tls the credentials clients must use ({@code STARTTLS} is then required), or null for no TLS
+     */
+    public record Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout,
+            TlsCredentials tls) {
         public Options {
             Objects.requireNonNull(address);
             if (shared < 1) {
                 throw new IllegalArgumentException("Invalid shared device number '" + shared + "'");
             }
+        }
+
+        /** Without TLS. */
+        public Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout) {
+            this(address, shared, persistent, handshakeTimeout, null);
         }
     }
 
@@ -126,7 +136,7 @@ public final class NbdServer implements AutoCloseable {
                 if (!(bound instanceof UnixDomainSocketAddress)) {
                     c.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 }
-                Connection conn = new Connection(c, export, log);
+                Connection conn = new Connection(c, export, options.tls(), log);
                 connections.add(conn);
                 if (closing) {
                     conn.close();

@@ -4,7 +4,7 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
+import java.nio.channels.GatheringByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -17,11 +17,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * client parks instead of pinning its carrier.
  */
 final class ReplyWriter {
-    private final SocketChannel ch;
+    private final GatheringByteChannel ch;
     /** Guards the channel's write side: one reply at a time. */
     private final ReentrantLock lock = new ReentrantLock();
 
-    ReplyWriter(SocketChannel ch) {
+    ReplyWriter(GatheringByteChannel ch) {
         this.ch = ch;
     }
 
