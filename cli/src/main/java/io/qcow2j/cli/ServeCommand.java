@@ -3,6 +3,7 @@ package io.qcow2j.cli;
 import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
+import io.qcow2j.engine.Sizes;
 import io.qcow2j.nbd.Export;
 import io.qcow2j.nbd.NbdServer;
 import io.qcow2j.nbd.TlsCredentials;
@@ -86,6 +87,10 @@ final class ServeCommand implements Callable<Integer> {
             + " finished the handshake after this long (default 10).")
     int handshakeLimit = 10;
 
+    @Option(names = "--max-buffer", paramLabel = "SIZE", description = "Request payloads in flight over all"
+            + " clients together (default 256M, at least 33M); reading requests waits while it is used.")
+    String maxBuffer;
+
     @Option(names = "--object", paramLabel = "OBJECTDEF", description = "tls-creds-x509,id=ID,dir=DIR,"
             + "endpoint=server[,verify-peer=on|off]: X.509 credentials from DIR (ca-cert.pem, server-cert.pem,"
             + " server-key.pem), as QEMU's.")
@@ -143,12 +148,26 @@ final class ServeCommand implements Callable<Integer> {
             throw new CommandFailure("Cannot resolve address '" + bind + "'");
         }
         TlsCredentials tls = tlsCredentials();
+        long buffer = NbdServer.Options.DEFAULT_BUFFER;
+        if (maxBuffer != null) {
+            try {
+                buffer = Sizes.parse("max-buffer", maxBuffer);
+            } catch (IllegalArgumentException e) {
+                throw new CommandFailure("Invalid max buffer '" + maxBuffer + "' (a size: k, M, G, T suffixes)");
+            }
+            if (buffer < NbdServer.MIN_BUFFER) {
+                throw new CommandFailure("Invalid max buffer '" + maxBuffer + "': at least 33M (one request of the"
+                        + " largest size)");
+            }
+        }
         Disk disk = open(filename, opts);
         NbdServer server;
         try {
             Export export = parse(() -> new Export(exportName, description, disk, readOnly, unmap, dz, shared != 1));
-            server = NbdServer.start(export, new NbdServer.Options(address, shared == 0 ? Integer.MAX_VALUE : shared,
-                    persistent, Duration.ofSeconds(handshakeLimit), tls), m -> log("qcow2j serve: " + m));
+            NbdServer.Options so = new NbdServer.Options(address, shared == 0 ? Integer.MAX_VALUE : shared,
+                    persistent, Duration.ofSeconds(handshakeLimit)).withTls(tls).withMaxBuffer(buffer,
+                    NbdServer.Options.DEFAULT_STALL);
+            server = NbdServer.start(export, so, m -> log("qcow2j serve: " + m));
         } catch (IOException | RuntimeException e) {
             disk.close();
             throw e;

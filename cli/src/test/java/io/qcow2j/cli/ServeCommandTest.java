@@ -91,7 +91,8 @@ class ServeCommandTest {
         Pki pki = Pki.create(Files.createDirectories(dir.resolve("pki")));
         Path img = Qemu.create(dir, "t.qcow2", null, "16M");
         String tlsObject = "tls-creds-x509,id=tls0,dir=" + pki.client + ",endpoint=client";
-        try (ServeProcess s = ServeProcess.start(dir, "-p", "0", "-t", "--object", "tls-creds-x509,id=srv,dir="
+        try (ServeProcess s = ServeProcess.start(dir, "-p", "0", "-t", "--max-buffer", "64M", "--object",
+                "tls-creds-x509,id=srv,dir="
                 + pki.server + ",endpoint=server,verify-peer=on", "--tls-creds", "srv", img.toString())) {
             String port = s.uri.replaceAll(".*:(\\d+)/.*", "$1");
             String opts = "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port + ",tls-creds=tls0";
@@ -128,6 +129,10 @@ class ServeCommandTest {
                 .startsWith("qcow2j: Invalid object type 'secret'");
         assertThat(Cli.run("serve", "--object", "tls-creds-x509,id=x,dir=d,endpoint=server,priority=NORMAL",
                 img.toString()).err()).startsWith("qcow2j: Property 'priority' of tls-creds-x509 is not supported");
+        assertThat(Cli.run("serve", "--max-buffer", "1M", img.toString()).err())
+                .isEqualTo("qcow2j: Invalid max buffer '1M': at least 33M (one request of the largest size)\n");
+        assertThat(Cli.run("serve", "--max-buffer", "lots", img.toString()).err())
+                .isEqualTo("qcow2j: Invalid max buffer 'lots' (a size: k, M, G, T suffixes)\n");
         assertThat(Cli.run("serve", "--tls-authz", "auth0", img.toString()).err())
                 .startsWith("qcow2j: --tls-authz is not supported");
         assertThat(Cli.run("serve", "--tls-hostname", "h", img.toString()).err())

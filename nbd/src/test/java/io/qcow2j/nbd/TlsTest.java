@@ -46,8 +46,8 @@ class TlsTest {
     }
 
     private Served serve(Path img, SocketAddress address, boolean verifyPeer) throws IOException {
-        return Served.start(img, new NbdServer.Options(address, 4, true, Duration.ofSeconds(5),
-                TlsCredentials.load(server, verifyPeer)));
+        return Served.start(img, new NbdServer.Options(address, 4, true, Duration.ofSeconds(5))
+                .withTls(TlsCredentials.load(server, verifyPeer)));
     }
 
     private static String tlsUri(Served s, Path certs) {
@@ -146,7 +146,7 @@ class TlsTest {
         Files.copy(pki.resolve("ca-cert.pem"), rsa.resolve("ca-cert.pem"));
         Path img = Qemu.create(dir, "c.qcow2", null, "1M");
         try (Served s = Served.start(img, new NbdServer.Options(new InetSocketAddress("127.0.0.1", 0), 1, true,
-                Duration.ofSeconds(5), TlsCredentials.load(rsa, true)))) {
+                Duration.ofSeconds(5)).withTls(TlsCredentials.load(rsa, true)))) {
             assertThat(Qemu.run(dir, "nbdinfo", tlsUri(s, client))).contains("with TLS");
         }
         assertThatThrownBy(() -> TlsCredentials.load(dir.resolve("nowhere"), true)).isInstanceOf(IOException.class)
