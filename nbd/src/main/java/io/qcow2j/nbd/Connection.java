@@ -19,8 +19,9 @@ import java.util.function.Consumer;
  * write's payload) is read here and started on the disk by the {@link RequestDispatcher}; its reply goes to
  * the {@link ReplyWriter} when it completes, and the next request is read meanwhile, so requests pipeline.
  * When nothing else is in flight and no further request has arrived (a client at queue depth 1), the
- * request is served inline instead: this thread waits for it and writes the reply itself, without handing it
- * to the writer thread and back.
+ * request is served inline instead: this thread runs it with the disk's blocking methods and writes the reply
+ * itself, with no hand-off to another thread and back (the asynchronous path costs two: to the engine's
+ * thread and from the completion to the writer).
  *
  * <p>Memory is bounded, never by a number the client sends: before a request's buffer is allocated, its cost
  * (payload bytes, at most {@link NbdProtocol#MAX_PAYLOAD}, plus {@link #REQUEST_COST}) is taken from this
@@ -179,13 +180,13 @@ final class Connection {
                     inFlight.decrementAndGet();
                     give(cost);
                 };
-                boolean alone = inFlight.getAndIncrement() == 0;
-                CompletableFuture<ByteBuffer[]> reply = dispatcher.start(
-                        new RequestDispatcher.Request(flags, type, cookie, offset, length, data));
-                if ((alone && !requests.buffered()) || reply.isDone()) {
+                RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length, data);
+                boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered();
+                CompletableFuture<ByteBuffer[]> reply = alone ? dispatcher.run(r) : dispatcher.start(r);
+                if (reply.isDone()) {
                     replies.sendNow(reply.join(), done);
                 } else {
-                    reply.thenAccept(r -> replies.send(r, done));
+                    reply.thenAccept(bytes -> replies.send(bytes, done));
                 }
             }
         } finally {

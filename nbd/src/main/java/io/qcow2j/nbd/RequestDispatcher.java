@@ -65,23 +65,118 @@ final class RequestDispatcher {
      * is an error reply). It may complete on any thread, including one that must not block.
      */
     CompletableFuture<ByteBuffer[]> start(Request r) {
+        return start(r, async);
+    }
+
+    /**
+     * Runs {@code r} on this thread with the disk's blocking methods, for a request the connection serves
+     * inline: the returned future is complete. The blocking methods are what the asynchronous ones run (on a
+     * virtual thread of their own), so this is the same work without the hand-off to that thread and back.
+     */
+    CompletableFuture<ByteBuffer[]> run(Request r) {
+        return start(r, inline);
+    }
+
+    /** The disk operations a request is made of, as futures: started asynchronously, or run right here. */
+    private interface Io {
+        CompletableFuture<Void> read(long offset, MemorySegment dst);
+
+        CompletableFuture<Void> write(long offset, MemorySegment src);
+
+        CompletableFuture<Void> writeZeroes(long offset, long length, Set<ZeroFlag> flags);
+
+        CompletableFuture<Void> discard(long offset, long length);
+
+        CompletableFuture<Void> flush();
+    }
+
+    /** A blocking disk call, for {@link #inline}. */
+    @FunctionalInterface
+    private interface Call {
+        void run() throws IOException;
+    }
+
+    private static CompletableFuture<Void> now(Call c) {
+        try {
+            c.run();
+            return CompletableFuture.completedFuture(null);
+        } catch (IOException | RuntimeException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    private final Io async = new Io() {
+        @Override
+        public CompletableFuture<Void> read(long offset, MemorySegment dst) {
+            return disk.readAsync(offset, dst);
+        }
+
+        @Override
+        public CompletableFuture<Void> write(long offset, MemorySegment src) {
+            return disk.writeAsync(offset, src);
+        }
+
+        @Override
+        public CompletableFuture<Void> writeZeroes(long offset, long length, Set<ZeroFlag> flags) {
+            return disk.writeZeroesAsync(offset, length, flags);
+        }
+
+        @Override
+        public CompletableFuture<Void> discard(long offset, long length) {
+            return disk.discardAsync(offset, length);
+        }
+
+        @Override
+        public CompletableFuture<Void> flush() {
+            return disk.flushAsync();
+        }
+    };
+
+    private final Io inline = new Io() {
+        @Override
+        public CompletableFuture<Void> read(long offset, MemorySegment dst) {
+            return now(() -> disk.read(offset, dst));
+        }
+
+        @Override
+        public CompletableFuture<Void> write(long offset, MemorySegment src) {
+            return now(() -> disk.write(offset, src));
+        }
+
+        @Override
+        public CompletableFuture<Void> writeZeroes(long offset, long length, Set<ZeroFlag> flags) {
+            return now(() -> disk.writeZeroes(offset, length, flags));
+        }
+
+        @Override
+        public CompletableFuture<Void> discard(long offset, long length) {
+            return now(() -> disk.discard(offset, length));
+        }
+
+        @Override
+        public CompletableFuture<Void> flush() {
+            return now(disk::flush);
+        }
+    };
+
+    private CompletableFuture<ByteBuffer[]> start(Request r, Io io) {
         int error = check(r);
         if (error != 0) {
             return CompletableFuture.completedFuture(failure(r, error, "invalid request"));
         }
         try {
             if (r.type() == CMD_READ) {
-                return read(r);
+                return read(r, io);
             }
             if (r.type() == CMD_BLOCK_STATUS) {
                 return CompletableFuture.completedFuture(blockStatus(r));
             }
             CompletableFuture<?> work = switch (r.type()) {
-                case CMD_WRITE -> fua(r, write(r));
-                case CMD_WRITE_ZEROES -> fua(r, writeZeroes(r));
-                case CMD_TRIM -> fua(r, export.discard() && r.length() > 0 ? disk.discardAsync(r.offset(), r.length())
+                case CMD_WRITE -> fua(r, io, write(r, io));
+                case CMD_WRITE_ZEROES -> fua(r, io, writeZeroes(r, io));
+                case CMD_TRIM -> fua(r, io, export.discard() && r.length() > 0 ? io.discard(r.offset(), r.length())
                         : CompletableFuture.completedFuture(null));
-                case CMD_FLUSH -> disk.flushAsync();
+                case CMD_FLUSH -> io.flush();
                 case CMD_CACHE -> CompletableFuture.completedFuture(null); // advisory: cached on first use anyway
                 default -> throw new IllegalStateException("checked above");
             };
@@ -143,13 +238,13 @@ final class RequestDispatcher {
         return 0;
     }
 
-    private CompletableFuture<ByteBuffer[]> read(Request r) throws IOException {
+    private CompletableFuture<ByteBuffer[]> read(Request r, Io io) throws IOException {
         ByteBuffer buf = r.data();
         MemorySegment seg = MemorySegment.ofBuffer(buf);
         int len = (int) r.length();
         boolean holes = session.structured() && (r.flags() & CMD_FLAG_DF) == 0 && len > 0;
         if (!holes) {
-            return disk.readAsync(r.offset(), seg).handle((v, e) -> {
+            return io.read(r.offset(), seg).handle((v, e) -> {
                 if (e != null) {
                     return failure(r, e);
                 }
@@ -185,7 +280,7 @@ final class RequestDispatcher {
             if (run[2] == 1) {
                 reply.chunk(REPLY_TYPE_OFFSET_HOLE, ByteBuffer.allocate(12).putLong(0, run[0]).putInt(8, count));
             } else {
-                reads.add(disk.readAsync(run[0], seg.asSlice(from, count)));
+                reads.add(io.read(run[0], seg.asSlice(from, count)));
                 reply.chunk(REPLY_TYPE_OFFSET_DATA, ByteBuffer.allocate(8).putLong(0, run[0]), buf.slice(from,
                         count));
             }
@@ -194,16 +289,16 @@ final class RequestDispatcher {
                 .handle((v, e) -> e == null ? reply.done() : failure(r, e));
     }
 
-    private CompletableFuture<Void> write(Request r) {
+    private CompletableFuture<Void> write(Request r, Io io) {
         MemorySegment data = MemorySegment.ofBuffer(r.data());
         if (export.detectZeroes() != Export.DetectZeroes.OFF && allZero(data)) {
             boolean unmap = export.detectZeroes() == Export.DetectZeroes.UNMAP && export.discard();
-            return disk.writeZeroesAsync(r.offset(), data.byteSize(), ZeroFlag.unmapIf(unmap));
+            return io.writeZeroes(r.offset(), data.byteSize(), ZeroFlag.unmapIf(unmap));
         }
-        return disk.writeAsync(r.offset(), data);
+        return io.write(r.offset(), data);
     }
 
-    private CompletableFuture<Void> writeZeroes(Request r) {
+    private CompletableFuture<Void> writeZeroes(Request r, Io io) {
         Set<ZeroFlag> flags = EnumSet.noneOf(ZeroFlag.class);
         // Like QEMU: a zero write may deallocate only where the export was opened with discard=unmap.
         if ((r.flags() & CMD_FLAG_NO_HOLE) == 0 && export.discard()) {
@@ -212,13 +307,13 @@ final class RequestDispatcher {
         if ((r.flags() & CMD_FLAG_FAST_ZERO) != 0) {
             flags.add(ZeroFlag.NO_FALLBACK);
         }
-        return r.length() > 0 ? disk.writeZeroesAsync(r.offset(), r.length(), flags)
+        return r.length() > 0 ? io.writeZeroes(r.offset(), r.length(), flags)
                 : CompletableFuture.completedFuture(null);
     }
 
     /** {@code work}, then a flush if the request has FUA. */
-    private CompletableFuture<?> fua(Request r, CompletableFuture<?> work) {
-        return (r.flags() & CMD_FLAG_FUA) != 0 ? work.thenCompose(v -> disk.flushAsync()) : work;
+    private static CompletableFuture<?> fua(Request r, Io io, CompletableFuture<?> work) {
+        return (r.flags() & CMD_FLAG_FUA) != 0 ? work.thenCompose(v -> io.flush()) : work;
     }
 
     /** One descriptor of a block status reply. */
