@@ -181,7 +181,9 @@ final class Connection {
                     give(cost);
                 };
                 RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length, data);
-                boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered();
+                // Not a flush (nor FUA): it may take long, and the reader would not see requests sent meanwhile.
+                boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered() && type != CMD_FLUSH
+                        && (flags & CMD_FLAG_FUA) == 0;
                 CompletableFuture<ByteBuffer[]> reply = alone ? dispatcher.run(r) : dispatcher.start(r);
                 if (reply.isDone()) {
                     replies.sendNow(reply.join(), done);
