@@ -186,9 +186,16 @@ final class Connection {
                         && (flags & CMD_FLAG_FUA) == 0;
                 CompletableFuture<ByteBuffer[]> reply = alone ? dispatcher.run(r) : dispatcher.start(r);
                 if (reply.isDone()) {
-                    replies.sendNow(reply.join(), done);
+                    ByteBuffer[] bytes = replied(reply.getNow(null), reply, done);
+                    if (bytes != null) {
+                        replies.sendNow(bytes, done);
+                    }
                 } else {
-                    reply.thenAccept(bytes -> replies.send(bytes, done));
+                    reply.whenComplete((bytes, e) -> {
+                        if (replied(bytes, reply, done) != null) {
+                            replies.send(bytes, done);
+                        }
+                    });
                 }
             }
         } finally {
@@ -198,6 +205,22 @@ final class Connection {
                 t.closeOutbound();
             }
         }
+    }
+
+    /**
+     * The reply's bytes, or null if building it failed (a bug: the dispatcher turns every disk failure into an
+     * error reply); then the client cannot be answered, so the request's memory is given back, the failure
+     * logged and the connection closed.
+     */
+    private ByteBuffer[] replied(ByteBuffer[] bytes, CompletableFuture<ByteBuffer[]> reply, Runnable done) {
+        if (bytes != null) {
+            return bytes;
+        }
+        String why = reply.handle((v, e) -> String.valueOf(e)).getNow("no reply");
+        log.accept("client " + remote() + ": internal error building a reply: " + why);
+        done.run();
+        close();
+        return null;
     }
 
     private void take(int cost) throws IOException {
