@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# qcow2j serve against qemu-nbd through the same client: fio's nbd engine (libnbd), the same qcow2 image on
-# tmpfs, the servers alternating, medians of the repetitions and the ratio qcow2j / qemu-nbd.
+# qcow2j serve against qemu-nbd, and the nbdkit ceiling, through the same client: fio's nbd engine (libnbd),
+# the same qcow2 image on tmpfs, the servers alternating, medians of the repetitions and the ratios
+# qcow2j / qemu-nbd and qcow2j / nbdkit.
 #
-#   bench/nbd.sh [--smoke] [--reps N] [--runtime SECONDS] [--transports "unix tcp"]
+#   bench/nbd.sh [--smoke] [--reps N] [--runtime SECONDS] [--size SIZE] [--transports "unix tcp"]
+#               [--servers "qemu-nbd qcow2j nbdkit"] [--scenarios "..."]
 #
 # Scenarios: 4 KiB random reads at depth 1 and 16, 4 KiB random writes at depth 16 (on a fully allocated
-# image), and 64 KiB sequential allocating writes on a fresh image. --smoke: 1 repetition of 3 s on a 256 MiB
-# image, Unix socket only (about a minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
+# image), and 64 KiB sequential allocating writes on a fresh image. nbdkit is the ceiling of this client and
+# transport: its file plugin serves bytes with no format in between, the qcow2 file itself for the reads (a
+# fully allocated image is its data plus a little metadata), and for the writes a raw file of the same
+# virtual size (fully written, or new and sparse for the allocating writes), since writing the raw bytes of
+# a qcow2 file would break it. --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
+# minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
-reps=3 runtime=10 size=1G transports="unix tcp" mode=full
+reps=3 runtime=10 size=1G transports="unix tcp" mode=full servers_all="qemu-nbd qcow2j nbdkit"
+scenarios="randread4k-qd1 randread4k-qd16 randwrite4k-qd16 seqwrite64k"
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) reps=1 runtime=3 size=256M transports=unix mode=smoke ;;
     --reps) reps=$2; shift ;;
     --runtime) runtime=$2; shift ;;
     --transports) transports=$2; shift ;;
-    *) echo "usage: $0 [--smoke] [--reps N] [--runtime S] [--transports \"unix tcp\"]" >&2; exit 2 ;;
+    --size) size=$2; shift ;;
+    --servers) servers_all=$2; shift ;;
+    --scenarios) scenarios=$2; shift ;;
+    *) echo "usage: $0 [--smoke] [--reps N] [--runtime S] [--size SIZE] [--transports \"unix tcp\"]" \
+            "[--servers \"qemu-nbd qcow2j nbdkit\"] [--scenarios \"...\"]" >&2; exit 2 ;;
   esac
   shift
 done
-for t in fio qemu-nbd qemu-img qemu-io python3; do
+for t in fio qemu-nbd qemu-img qemu-io python3 nbdinfo $(case "$servers_all" in *nbdkit*) echo nbdkit;; esac); do
   command -v $t >/dev/null || { echo "bench/nbd.sh: needs $t" >&2; exit 1; }
 done
 fio --enghelp 2>/dev/null | grep -qw nbd || { echo "bench/nbd.sh: this fio has no nbd engine" >&2; exit 1; }
@@ -45,6 +56,9 @@ start_server() {
   rm -f "$work/sock"
   if [ "$server" = qcow2j ]; then
     "$root/qcow2j" serve "${addr[@]}" -t -e 4 -f qcow2 "$img" > "$work/ready" 2> "$results/serve.err" &
+  elif [ "$server" = nbdkit ]; then
+    if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
+    nbdkit -f "${addr[@]}" file "file=$img" 2> "$results/nbdkit.err" &
   else
     qemu-nbd "${addr[@]}" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$img" 2> "$results/qemu-nbd.err" &
   fi
@@ -56,11 +70,15 @@ start_server() {
   echo "bench/nbd.sh: $server did not start" >&2; exit 1
 }
 
-# prepare SCENARIO IMAGE: a fully written image for the random scenarios, a fresh one for allocating writes
+# prepare SCENARIO IMAGE SERVER: a fully written image for the random scenarios, a fresh one for allocating
+# writes; nbdkit writes to a raw file of the same size instead (it would break the qcow2 file). Sets img.
 prepare() {
-  rm -f "$2"
-  qemu-img create -q -f qcow2 "$2" "$size"
-  if [ "$1" != seqwrite64k ]; then qemu-io -f qcow2 -c "write -P 0x5a 0 $size" "$2" >/dev/null; fi
+  img=$2
+  if [ "$3" = nbdkit ] && [ "$1" != "${1#*write}" ]; then img=$work/img.raw; fi
+  rm -f "$img"
+  if [ "$img" = "$2" ]; then qemu-img create -q -f qcow2 "$img" "$size"; else truncate -s "$size" "$img"; fi
+  if [ "$1" != seqwrite64k ]; then qemu-io -f "$(case $img in *.raw) echo raw;; *) echo qcow2;; esac)" \
+      -c "write -P 0x5a 0 $size" "$img" >/dev/null; fi
 }
 
 run_fio() { # SCENARIO URI OUT
@@ -76,34 +94,47 @@ run_fio() { # SCENARIO URI OUT
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$3"
 }
 
-scenarios="randread4k-qd1 randread4k-qd16 randwrite4k-qd16 seqwrite64k"
+rotate() { # N WORD...: the words rotated left by N
+  local n=$1 i; shift; local a=("$@")
+  for ((i = 0; i < ${#a[@]}; i++)); do printf '%s ' "${a[(i + n) % ${#a[@]}]}"; done
+}
+
 for rep in $(seq "$reps"); do
   for transport in $transports; do
     for scenario in $scenarios; do
-      # alternate which server goes first from one repetition to the next
-      servers="qemu-nbd qcow2j"; [ $((rep % 2)) = 0 ] && servers="qcow2j qemu-nbd"
+      # rotate which server goes first from one repetition to the next
+      servers=$(rotate $((rep - 1)) $servers_all)
       for server in $servers; do
-        prepare "$scenario" "$work/img.qcow2"
-        start_server "$server" "$transport" "$work/img.qcow2"
+        prepare "$scenario" "$work/img.qcow2" "$server"
+        start_server "$server" "$transport" "$img"
         iops=$(run_fio "$scenario" "$uri" "$results/$scenario-$transport-$server-$rep.json")
         stop_server
-        qemu-img check -q "$work/img.qcow2" || echo "bench/nbd.sh: image not clean after $server" >&2
+        if [ "$img" = "$work/img.qcow2" ] && [ "$server" != nbdkit ]; then
+          qemu-img check -q "$img" || echo "bench/nbd.sh: image not clean after $server" >&2
+        fi
         printf '%s\t%s\t%s\t%s\t%s\n' "$scenario" "$transport" "$server" "$rep" "$iops" >> "$tsv"
         echo "$scenario $transport $server rep $rep: $iops IOPS" >&2
       done
     done
   done
 done
-{ uname -a; nproc; fio --version; qemu-nbd --version | head -1; git -C "$root" rev-parse --short HEAD; } > "$results/env.txt"
+{ uname -a; nproc; uptime; fio --version; qemu-nbd --version | head -1; nbdkit --version 2>/dev/null
+  git -C "$root" rev-parse --short HEAD; } > "$results/env.txt"
 python3 - "$tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit") if any(r["server"] == s for r in rows)]
 keys = sorted({(r["scenario"], r["transport"]) for r in rows}, key=lambda k: (k[1], k[0]))
-print("| scenario | transport | qemu-nbd IOPS | qcow2j IOPS | qcow2j / qemu-nbd |")
-print("|---|---|---:|---:|---:|")
+ratios = [o for o in ("qemu-nbd", "nbdkit") if o in servers and "qcow2j" in servers]
+print("| scenario | transport | " + " | ".join(s + " IOPS" for s in servers)
+      + "".join(f" | qcow2j / {o}" for o in ratios) + " |")
+print("|---|---|" + "---:|" * (len(servers) + len(ratios)))
 for s, t in keys:
-    med = {srv: statistics.median(int(r["iops"]) for r in rows if (r["scenario"], r["transport"], r["server"]) == (s, t, srv))
-           for srv in ("qemu-nbd", "qcow2j")}
-    print(f"| {s} | {t} | {med['qemu-nbd']:.0f} | {med['qcow2j']:.0f} | {med['qcow2j'] / med['qemu-nbd']:.2f} |")
+    med = {}
+    for srv in servers:
+        v = [int(r["iops"]) for r in rows if (r["scenario"], r["transport"], r["server"]) == (s, t, srv)]
+        med[srv] = statistics.median(v) if v else float("nan")
+    cells = [f"{med[srv]:.0f}" for srv in servers] + [f"{med['qcow2j'] / med[o]:.2f}" for o in ratios]
+    print(f"| {s} | {t} | " + " | ".join(cells) + " |")
 PY
 echo "raw data: $results" >&2

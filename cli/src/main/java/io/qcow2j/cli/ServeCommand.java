@@ -3,8 +3,10 @@ package io.qcow2j.cli;
 import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
+import io.qcow2j.engine.Sizes;
 import io.qcow2j.nbd.Export;
 import io.qcow2j.nbd.NbdServer;
+import io.qcow2j.nbd.TlsCredentials;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -85,6 +87,24 @@ final class ServeCommand implements Callable<Integer> {
             + " finished the handshake after this long (default 10).")
     int handshakeLimit = 10;
 
+    @Option(names = "--max-buffer", paramLabel = "SIZE", description = "Request payloads in flight over all"
+            + " clients together (default 256M, at least 33M); reading requests waits while it is used.")
+    String maxBuffer;
+
+    @Option(names = "--object", paramLabel = "OBJECTDEF", description = "tls-creds-x509,id=ID,dir=DIR,"
+            + "endpoint=server[,verify-peer=on|off]: X.509 credentials from DIR (ca-cert.pem, server-cert.pem,"
+            + " server-key.pem), as QEMU's.")
+    java.util.List<String> objects = new java.util.ArrayList<>();
+
+    @Option(names = "--tls-creds", paramLabel = "ID", description = "Require TLS with the credentials object ID.")
+    String tlsCreds;
+
+    @Option(names = "--tls-authz", paramLabel = "ID", description = "Not supported (refused).")
+    String tlsAuthz;
+
+    @Option(names = "--tls-hostname", paramLabel = "NAME", description = "Client side only (refused).")
+    String tlsHostname;
+
     @Parameters(index = "0", paramLabel = "IMAGE", description = "The image (or with --image-opts its options).")
     String image;
 
@@ -127,12 +147,27 @@ final class ServeCommand implements Callable<Integer> {
         if (address instanceof InetSocketAddress i && i.isUnresolved()) {
             throw new CommandFailure("Cannot resolve address '" + bind + "'");
         }
+        TlsCredentials tls = tlsCredentials();
+        long buffer = NbdServer.Options.DEFAULT_BUFFER;
+        if (maxBuffer != null) {
+            try {
+                buffer = Sizes.parse("max-buffer", maxBuffer);
+            } catch (IllegalArgumentException e) {
+                throw new CommandFailure("Invalid max buffer '" + maxBuffer + "' (a size: k, M, G, T suffixes)");
+            }
+            if (buffer < NbdServer.MIN_BUFFER) {
+                throw new CommandFailure("Invalid max buffer '" + maxBuffer + "': at least 33M (one request of the"
+                        + " largest size)");
+            }
+        }
         Disk disk = open(filename, opts);
         NbdServer server;
         try {
             Export export = parse(() -> new Export(exportName, description, disk, readOnly, unmap, dz, shared != 1));
-            server = NbdServer.start(export, new NbdServer.Options(address, shared == 0 ? Integer.MAX_VALUE : shared,
-                    persistent, Duration.ofSeconds(handshakeLimit)), m -> log("qcow2j serve: " + m));
+            NbdServer.Options so = new NbdServer.Options(address, shared == 0 ? Integer.MAX_VALUE : shared,
+                    persistent, Duration.ofSeconds(handshakeLimit)).withTls(tls).withMaxBuffer(buffer,
+                    NbdServer.Options.DEFAULT_STALL);
+            server = NbdServer.start(export, so, m -> log("qcow2j serve: " + m));
         } catch (IOException | RuntimeException e) {
             disk.close();
             throw e;
@@ -179,6 +214,39 @@ final class ServeCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         err.println(line);
         err.flush();
+    }
+
+    /** The credentials {@code --tls-creds} names among the {@code --object}s, loaded; null without TLS. */
+    private TlsCredentials tlsCredentials() {
+        if (tlsAuthz != null) {
+            throw new CommandFailure("--tls-authz is not supported (use verify-peer=on and a CA that signs only"
+                    + " the clients you allow)");
+        }
+        if (tlsHostname != null) {
+            throw new CommandFailure("--tls-hostname is only for clients (qcow2j serve is a server)");
+        }
+        java.util.Map<String, TlsObject> byId = new java.util.HashMap<>();
+        for (String o : objects) {
+            TlsObject t = TlsObject.parse(o);
+            if (byId.put(t.id(), t) != null) {
+                throw new CommandFailure("attempt to add duplicate property '" + t.id() + "' to object");
+            }
+        }
+        if (tlsCreds == null) {
+            return null;
+        }
+        TlsObject t = byId.get(tlsCreds);
+        if (t == null) {
+            throw new CommandFailure("No TLS credentials with id '" + tlsCreds + "'");
+        }
+        if (!t.server()) {
+            throw new CommandFailure("Expecting TLS credentials with a server endpoint");
+        }
+        try {
+            return TlsCredentials.load(Path.of(t.dir()), t.verifyPeer());
+        } catch (IOException e) {
+            throw new CommandFailure(e.getMessage(), e);
+        }
     }
 
     /** Opens {@code name} as {@code -f} says: qcow2, raw, or probed. */

@@ -2,6 +2,7 @@ package io.qcow2j.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.qcow2j.testsupport.Pki;
 import io.qcow2j.testsupport.Qemu;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -83,5 +84,58 @@ class ServeCommandTest {
         assertThat(Cli.run("serve", "-e", "-1", img.toString()).err()).isEqualTo("qcow2j: Invalid shared device number '-1'\n");
         assertThat(Cli.run("serve", "-b", "256.1.1.1.1", "-p", "0", img.toString()).err())
                 .startsWith("qcow2j: ").doesNotContain("Exception");
+    }
+
+    @Test
+    void tlsCredsAsQemuNbdTakesThemServeQemuIoAndQemuImg() throws Exception {
+        Pki pki = Pki.create(Files.createDirectories(dir.resolve("pki")));
+        Path img = Qemu.create(dir, "t.qcow2", null, "16M");
+        String tlsObject = "tls-creds-x509,id=tls0,dir=" + pki.client + ",endpoint=client";
+        try (ServeProcess s = ServeProcess.start(dir, "-p", "0", "-t", "--max-buffer", "64M", "--object",
+                "tls-creds-x509,id=srv,dir="
+                + pki.server + ",endpoint=server,verify-peer=on", "--tls-creds", "srv", img.toString())) {
+            String port = s.uri.replaceAll(".*:(\\d+)/.*", "$1");
+            String opts = "driver=nbd,server.type=inet,server.host=127.0.0.1,server.port=" + port + ",tls-creds=tls0";
+            String out = Qemu.run(dir, "qemu-io", "--object", tlsObject, "--image-opts", opts,
+                    "-c", "write -P 0x71 0 2M", "-c", "write -P 0x72 5M 64k", "-c", "read -P 0x71 0 2M",
+                    "-c", "read -P 0x72 5M 64k");
+            assertThat(out).doesNotContain("fail").contains("read 65536/65536");
+            Path copy = dir.resolve("copy.raw");
+            Qemu.run(dir, "qemu-img", "convert", "--object", tlsObject, "--image-opts", opts, "-O", "raw",
+                    copy.toString());
+            assertThat(Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", img.toString(),
+                    copy.toString()).exit()).as("qemu-img convert over TLS equals the image").isZero();
+            assertThat(Qemu.exec(dir, "qemu-io", "-f", "raw", "-c", "read 0 4k", s.uri).exit())
+                    .as("a plaintext client is refused").isNotZero();
+            assertThat(s.terminate()).isZero();
+        }
+        Qemu.requireClean(img, "after serving over TLS");
+        assertThat(Qemu.run(dir, "qemu-io", "-f", "qcow2", "-c", "read -P 0x72 5M 64k", img.toString()))
+                .doesNotContain("fail");
+    }
+
+    @Test
+    void badTlsOptionsGetOneLineErrors() throws Exception {
+        Path img = Qemu.create(dir, "u.qcow2", null, "1M");
+        Path none = dir.resolve("no-pki");
+        assertThat(Cli.run("serve", "--tls-creds", "x", img.toString()).err())
+                .isEqualTo("qcow2j: No TLS credentials with id 'x'\n");
+        assertThat(Cli.run("serve", "--object", "tls-creds-x509,id=x,dir=" + none, "--tls-creds", "x",
+                img.toString()).err()).isEqualTo("qcow2j: Expecting TLS credentials with a server endpoint\n");
+        assertThat(Cli.run("serve", "--object", "tls-creds-x509,id=x,dir=" + none + ",endpoint=server",
+                "--tls-creds", "x", img.toString()).err())
+                .isEqualTo("qcow2j: Cannot read TLS file " + none.resolve("ca-cert.pem") + ": no such file\n");
+        assertThat(Cli.run("serve", "--object", "secret,id=s,data=x", img.toString()).err())
+                .startsWith("qcow2j: Invalid object type 'secret'");
+        assertThat(Cli.run("serve", "--object", "tls-creds-x509,id=x,dir=d,endpoint=server,priority=NORMAL",
+                img.toString()).err()).startsWith("qcow2j: Property 'priority' of tls-creds-x509 is not supported");
+        assertThat(Cli.run("serve", "--max-buffer", "1M", img.toString()).err())
+                .isEqualTo("qcow2j: Invalid max buffer '1M': at least 33M (one request of the largest size)\n");
+        assertThat(Cli.run("serve", "--max-buffer", "lots", img.toString()).err())
+                .isEqualTo("qcow2j: Invalid max buffer 'lots' (a size: k, M, G, T suffixes)\n");
+        assertThat(Cli.run("serve", "--tls-authz", "auth0", img.toString()).err())
+                .startsWith("qcow2j: --tls-authz is not supported");
+        assertThat(Cli.run("serve", "--tls-hostname", "h", img.toString()).err())
+                .isEqualTo("qcow2j: --tls-hostname is only for clients (qcow2j serve is a server)\n");
     }
 }

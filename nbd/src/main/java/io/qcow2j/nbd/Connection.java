@@ -5,55 +5,94 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.SocketChannel;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 /**
- * One client: the handshake, then the transmission phase. This thread only reads: each request header (and a
- * write's payload) is read here and handed to the {@link RequestDispatcher}, which runs it and writes its
- * reply; the next request is read meanwhile, so requests pipeline.
+ * One client: the handshake, then the transmission phase. This thread reads: each request header (and a
+ * write's payload) is read here and started on the disk by the {@link RequestDispatcher}; its reply goes to
+ * the {@link ReplyWriter} when it completes, and the next request is read meanwhile, so requests pipeline.
+ * When nothing else is in flight and no further request has arrived (a client at queue depth 1), the
+ * request is served inline instead: this thread runs it with the disk's blocking methods and writes the reply
+ * itself, with no hand-off to another thread and back (the asynchronous path costs two: to the engine's
+ * thread and from the completion to the writer).
  *
- * <p>Memory is bounded per connection, never by a number the client sends: before a request's buffer is
- * allocated, its cost (payload bytes, at most {@link NbdProtocol#MAX_PAYLOAD}, plus {@link #REQUEST_COST})
- * is taken from {@link #budget}; it is given back once the reply is written. A client that never reads its
- * replies thus stalls its own connection (writers block on the socket, this reader on the budget) and
- * nothing else. At the end (DISC, EOF, protocol error, server stop) the requests in flight are waited for
- * before the socket is closed.
+ * <p>Memory is bounded, never by a number the client sends: before a request's buffer is allocated, its cost
+ * (payload bytes, at most {@link NbdProtocol#MAX_PAYLOAD}, plus {@link #REQUEST_COST}) is taken from this
+ * connection's {@link #budget} and then from the server's {@link MemoryBudget}; both are given back once the
+ * reply is written. A client that never reads its replies thus stalls its own connection (the writer blocks
+ * on the socket, this reader on the budget); the server's budget bounds all connections together, and
+ * disconnects such a client if others starve for memory. At the end (DISC, EOF, protocol error, server stop)
+ * the requests in flight are waited for before the socket is closed.
  */
 final class Connection {
-    /** Bytes of request payloads and reply buffers a connection may hold at once. */
+    /** Bytes of request payloads and reply buffers one connection may hold at once (less if the server's is). */
     static final int MAX_IN_FLIGHT_BYTES = 96 << 20; // two reads of the largest size, and then some
-    /** What every request costs besides its payload: bounds the number in flight (1024). */
+    /** What every request costs besides its payload: bounds the number in flight (1024 per connection). */
     static final int REQUEST_COST = 64 << 10;
     /** How long the end of a connection waits for its requests in flight before closing the socket anyway. */
     private static final long DRAIN_SECONDS = 30;
 
     private final SocketChannel ch;
     private final Export export;
+    /** The server's TLS credentials, or null. */
+    private final TlsCredentials tls;
     private final Consumer<String> log;
-    /** Permits are bytes: what the requests in flight may still hold. */
-    private final Semaphore budget = new Semaphore(MAX_IN_FLIGHT_BYTES);
+    private final MemoryBudget shared;
+    private final int ownBytes;
+    /** Permits are bytes: what this connection's requests in flight may still hold. */
+    private final Semaphore budget;
+    /** Requests started and not yet replied to. */
+    private final AtomicInteger inFlight = new AtomicInteger();
     /** Set once the handshake ended (the server's handshake timeout closes the socket otherwise). */
     private volatile boolean negotiated;
     private volatile boolean stopping;
+    /** The reply writer, once in the transmission phase. */
+    private volatile ReplyWriter out;
 
-    Connection(SocketChannel ch, Export export, Consumer<String> log) {
+    Connection(SocketChannel ch, Export export, TlsCredentials tls, MemoryBudget shared, Consumer<String> log) {
         this.ch = ch;
         this.export = export;
+        this.tls = tls;
+        this.shared = shared;
         this.log = log;
+        this.ownBytes = (int) Math.min(MAX_IN_FLIGHT_BYTES, shared.bytes());
+        this.budget = new Semaphore(ownBytes);
     }
 
     boolean negotiated() {
         return negotiated;
     }
 
+    /** How long this connection's client has not taken a reply we are writing (0: not stalled). */
+    long stalledNanos() {
+        ReplyWriter w = out;
+        return w == null ? 0 : w.stalledNanos();
+    }
+
+    /** Whether requests of this connection hold memory now. */
+    boolean holdsMemory() {
+        return budget.availablePermits() < ownBytes;
+    }
+
+    String remote() {
+        try {
+            return String.valueOf(ch.getRemoteAddress());
+        } catch (IOException e) {
+            return "?";
+        }
+    }
+
     /** Serves the client until it leaves or the server stops; closes the socket. Never throws. */
     void run() {
         try {
-            Handshake.Result session = new Handshake(ch, export).run();
+            Handshake.Result session = new Handshake(ch, export, tls).run();
             negotiated = true;
             if (session != null) {
                 transmit(session);
@@ -88,14 +127,17 @@ final class Connection {
     }
 
     private void transmit(Handshake.Result session) throws IOException {
-        ReplyWriter out = new ReplyWriter(ch);
+        ByteChannel in = session.in();
+        RequestReader requests = new RequestReader(in);
+        ReplyWriter replies = new ReplyWriter(session.out(), e -> close());
+        out = replies;
         BufferPool buffers = new BufferPool();
-        RequestDispatcher dispatcher = new RequestDispatcher(session, out, log, buffers);
+        RequestDispatcher dispatcher = new RequestDispatcher(session, log);
         ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER);
         try {
             while (true) {
                 h.clear();
-                if (!readHeader(h)) {
+                if (!requests.header(h)) {
                     return;
                 }
                 h.flip();
@@ -110,65 +152,102 @@ final class Connection {
                 if (type == CMD_DISC) {
                     return;
                 }
-                boolean sized = type == CMD_READ || type == CMD_WRITE;
-                int cost = REQUEST_COST + (sized ? (int) Math.min(length, MAX_PAYLOAD) : 0);
-                budget.acquireUninterruptibly(cost);
-                ByteBuffer payload = null;
+                boolean sized = (type == CMD_READ || type == CMD_WRITE) && length <= MAX_PAYLOAD;
+                int cost = REQUEST_COST + (sized ? (int) length : 0);
+                take(cost);
+                ByteBuffer data = null;
                 if (type == CMD_WRITE) {
-                    if (length > MAX_PAYLOAD) {
+                    if (!sized) {
                         // Its payload follows and is too big to take: answer, then hang up (the spec allows it).
-                        budget.release(cost);
-                        out.simple(cookie, EOVERFLOW, null);
+                        replies.sendNow(Replies.simple(cookie, EOVERFLOW, null), () -> give(cost));
                         throw new Handshake.ProtocolException("write of " + length + " bytes");
                     }
-                    payload = buffers.take((int) length);
+                    data = buffers.take((int) length);
                     try {
-                        Wire.readFully(ch, payload);
+                        requests.payload(data);
                     } catch (IOException e) {
-                        budget.release(cost); // the request never runs: its cost must not stall the drain
+                        buffers.give(data);
+                        give(cost); // the request never runs: its cost must not stall the drain
                         throw e;
                     }
-                    payload.flip();
+                    data.flip();
+                } else if (type == CMD_READ && sized) {
+                    data = buffers.take((int) length);
                 }
-                RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length,
-                        payload);
-                dispatcher.submit(r, () -> budget.release(cost), e -> close());
+                ByteBuffer buffer = data;
+                Runnable done = () -> {
+                    buffers.give(buffer);
+                    inFlight.decrementAndGet();
+                    give(cost);
+                };
+                RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length, data);
+                // Not a flush (nor FUA): it may take long, and the reader would not see requests sent meanwhile.
+                boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered() && type != CMD_FLUSH
+                        && (flags & CMD_FLAG_FUA) == 0;
+                CompletableFuture<ByteBuffer[]> reply = alone ? dispatcher.run(r) : dispatcher.start(r);
+                if (reply.isDone()) {
+                    ByteBuffer[] bytes = replied(reply.getNow(null), reply, done);
+                    if (bytes != null) {
+                        replies.sendNow(bytes, done);
+                    }
+                } else {
+                    reply.whenComplete((bytes, e) -> {
+                        if (replied(bytes, reply, done) != null) {
+                            replies.send(bytes, done);
+                        }
+                    });
+                }
             }
         } finally {
             drain();
+            replies.stop();
+            if (in instanceof TlsChannel t) {
+                t.closeOutbound();
+            }
         }
     }
 
-    /** Reads a request header; false at a clean end of input (between requests). */
-    private boolean readHeader(ByteBuffer h) throws IOException {
-        while (h.hasRemaining()) {
-            if (ch.read(h) < 0) {
-                if (h.position() == 0) {
-                    return false;
-                }
-                throw new EOFException("client closed the connection mid-request");
-            }
+    /**
+     * The reply's bytes, or null if building it failed (a bug: the dispatcher turns every disk failure into an
+     * error reply); then the client cannot be answered, so the request's memory is given back, the failure
+     * logged and the connection closed.
+     */
+    private ByteBuffer[] replied(ByteBuffer[] bytes, CompletableFuture<ByteBuffer[]> reply, Runnable done) {
+        if (bytes != null) {
+            return bytes;
         }
-        return true;
+        String why = reply.handle((v, e) -> String.valueOf(e)).getNow("no reply");
+        log.accept("client " + remote() + ": internal error building a reply: " + why);
+        done.run();
+        close();
+        return null;
+    }
+
+    private void take(int cost) throws IOException {
+        budget.acquireUninterruptibly(cost);
+        try {
+            shared.acquire(cost);
+        } catch (IOException e) {
+            budget.release(cost);
+            throw e;
+        }
+    }
+
+    private void give(int cost) {
+        shared.release(cost);
+        budget.release(cost);
     }
 
     /** Waits until every request in flight has written its reply (bounded: a stuck client is cut off). */
     private void drain() {
         try {
-            if (!budget.tryAcquire(MAX_IN_FLIGHT_BYTES, DRAIN_SECONDS, TimeUnit.SECONDS)) {
+            if (!budget.tryAcquire(ownBytes, DRAIN_SECONDS, TimeUnit.SECONDS)) {
                 close();
-                budget.acquireUninterruptibly(MAX_IN_FLIGHT_BYTES);
+                budget.acquireUninterruptibly(ownBytes);
             }
+            budget.release(ownBytes);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        }
-    }
-
-    private String remote() {
-        try {
-            return String.valueOf(ch.getRemoteAddress());
-        } catch (IOException e) {
-            return "?";
         }
     }
 }

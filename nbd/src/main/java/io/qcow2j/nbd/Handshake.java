@@ -5,6 +5,8 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
+import java.nio.channels.GatheringByteChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -15,11 +17,18 @@ import java.util.List;
  *
  * <p>Every length the client sends is checked against what is left of its option before anything is read or
  * allocated; an option longer than {@link NbdProtocol#MAX_OPTION} is answered {@code ERR_TOO_BIG} and the
- * connection closed. Unknown options get {@code ERR_UNSUP} (STARTTLS included: this server has no TLS).
+ * connection closed. Unknown options get {@code ERR_UNSUP}.
+ *
+ * <p>TLS: without credentials the server is in the spec's NOTLS mode ({@code STARTTLS} gets {@code ERR_UNSUP}).
+ * With credentials it is in FORCEDTLS mode: until {@code STARTTLS} every option but {@code ABORT} gets
+ * {@code ERR_TLS_REQD}, and an {@code EXPORT_NAME} (which cannot be refused) ends the connection; after the
+ * {@code ACK} to {@code STARTTLS} the TLS handshake runs and the haggling goes on inside TLS, where a second
+ * {@code STARTTLS} is {@code ERR_INVALID}.
  */
 final class Handshake {
     /** What the client chose: the export and, for the transmission phase, the reply style and contexts. */
-    record Result(Export export, boolean structured, boolean baseAllocation, boolean allocationDepth) {}
+    record Result(Export export, boolean structured, boolean baseAllocation, boolean allocationDepth,
+            ByteChannel in, GatheringByteChannel out) {}
 
     /** A protocol violation after which the connection is closed. */
     static final class ProtocolException extends IOException {
@@ -30,16 +39,25 @@ final class Handshake {
         }
     }
 
-    private final ByteChannel ch;
+    private final SocketChannel socket;
+    private final TlsCredentials tls;
+    /** The socket until STARTTLS, then the TLS channel over it (both directions: {@link #out} is the same). */
+    private ByteChannel ch;
+    private GatheringByteChannel out;
+    private boolean tlsDone;
     private final Export export;
     private boolean noZeroes;
     private boolean structured;
     private boolean baseAllocation;
     private boolean allocationDepth;
 
-    Handshake(ByteChannel ch, Export export) {
-        this.ch = ch;
+    /** {@code tls}: the server's credentials, or null for a server without TLS. */
+    Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
+        this.socket = socket;
+        this.ch = socket;
+        this.out = socket;
         this.export = export;
+        this.tls = tls;
     }
 
     /** Runs the handshake; null if the client aborted. */
@@ -64,7 +82,15 @@ final class Handshake {
                 throw new ProtocolException("option of " + length + " bytes");
             }
             ByteBuffer data = Wire.read(ch, (int) length);
+            if (tls != null && !tlsDone && option != OPT_STARTTLS && option != OPT_ABORT) {
+                if (option == OPT_EXPORT_NAME) {
+                    throw new ProtocolException("EXPORT_NAME without TLS on a server that requires TLS");
+                }
+                error(option, REP_ERR_TLS_REQD, "TLS is required: send STARTTLS first");
+                continue;
+            }
             switch (option) {
+                case OPT_STARTTLS -> startTls(option, data);
                 case OPT_EXPORT_NAME -> {
                     String name = string(data, data.remaining());
                     if (!name.equals(export.name())) {
@@ -100,7 +126,28 @@ final class Handshake {
     }
 
     private Result result() {
-        return new Result(export, structured, structured && baseAllocation, structured && allocationDepth);
+        return new Result(export, structured, structured && baseAllocation, structured && allocationDepth, ch, out);
+    }
+
+    private void startTls(int option, ByteBuffer data) throws IOException {
+        if (tls == null) {
+            error(option, REP_ERR_UNSUP, "this server has no TLS credentials");
+        } else if (tlsDone) {
+            error(option, REP_ERR_INVALID, "TLS is already on");
+        } else if (data.hasRemaining()) {
+            error(option, REP_ERR_INVALID, "STARTTLS takes no data");
+        } else {
+            reply(option, REP_ACK, null);
+            TlsChannel t = new TlsChannel(socket, tls.newEngine());
+            try {
+                t.handshake();
+            } catch (javax.net.ssl.SSLException e) {
+                throw new ProtocolException("TLS handshake failed: " + e.getMessage());
+            }
+            ch = t;
+            out = t;
+            tlsDone = true;
+        }
     }
 
     private void list(int option, ByteBuffer data) throws IOException {

@@ -29,19 +29,55 @@ import java.util.function.Consumer;
  * when its last client leaves. {@link #close()} stops accepting, lets every connection finish the requests
  * in flight and closes them; the caller then flushes and closes the disk.
  *
- * <p>Threads: one platform thread accepts; each connection reads on a virtual thread and runs its requests
- * on virtual threads ({@link RequestDispatcher}).
+ * <p>Threads: one platform thread accepts; each connection reads on a virtual thread and writes its replies
+ * on another ({@link ReplyWriter}); requests run wherever the disk's asynchronous API runs them
+ * ({@link RequestDispatcher}). All connections share one {@link MemoryBudget} for requests in flight.
  */
 public final class NbdServer implements AutoCloseable {
-    /** How a server listens and how many clients it serves. */
-    public record Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout) {
+    /**
+     * How a server listens and how many clients it serves.
+     *
+     * @param tls        the credentials clients must use ({@code STARTTLS} is then required), or null for no TLS
+     * @param maxBuffer  bytes of request payloads in flight over all connections together (at least one
+     *                   request of the largest size, {@link #MIN_BUFFER}); readers wait while it is used
+     * @param stallLimit how long a reply write may make no progress while other clients wait for memory before
+     *                   its client is disconnected
+     */
+    public record Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout,
+            TlsCredentials tls, long maxBuffer, Duration stallLimit) {
+        /** The default {@code maxBuffer}: 256 MiB. */
+        public static final long DEFAULT_BUFFER = 256L << 20;
+        /** The default {@code stallLimit}: 30 s. */
+        public static final Duration DEFAULT_STALL = Duration.ofSeconds(30);
+
         public Options {
             Objects.requireNonNull(address);
+            Objects.requireNonNull(stallLimit);
             if (shared < 1) {
                 throw new IllegalArgumentException("Invalid shared device number '" + shared + "'");
             }
+            if (maxBuffer < MIN_BUFFER) {
+                throw new IllegalArgumentException("Invalid max buffer '" + maxBuffer + "': at least "
+                        + (MIN_BUFFER >> 20) + " MiB (one request of the largest size)");
+            }
+        }
+
+        /** Without TLS, with the default memory budget. */
+        public Options(SocketAddress address, int shared, boolean persistent, Duration handshakeTimeout) {
+            this(address, shared, persistent, handshakeTimeout, null, DEFAULT_BUFFER, DEFAULT_STALL);
+        }
+
+        public Options withTls(TlsCredentials t) {
+            return new Options(address, shared, persistent, handshakeTimeout, t, maxBuffer, stallLimit);
+        }
+
+        public Options withMaxBuffer(long bytes, Duration stall) {
+            return new Options(address, shared, persistent, handshakeTimeout, tls, bytes, stall);
         }
     }
+
+    /** The smallest {@code maxBuffer}: one request of the largest payload and its overhead (33 MiB). */
+    public static final long MIN_BUFFER = NbdProtocol.MAX_PAYLOAD + (1L << 20);
 
     private final Export export;
     private final Options options;
@@ -53,6 +89,8 @@ public final class NbdServer implements AutoCloseable {
     private final Set<Connection> connections = ConcurrentHashMap.newKeySet();
     private final CountDownLatch stopped = new CountDownLatch(1);
     private final Thread acceptor;
+    /** Bytes of requests in flight, over all connections. */
+    private final MemoryBudget memory;
     private volatile boolean closing;
 
     private NbdServer(Export export, Options options, Consumer<String> log) throws IOException {
@@ -60,6 +98,8 @@ public final class NbdServer implements AutoCloseable {
         this.options = options;
         this.log = log;
         this.slots = new Semaphore(options.shared());
+        this.memory = new MemoryBudget(options.maxBuffer(), Math.max(50, options.stallLimit().toMillis()),
+                this::disconnectStalled);
         boolean unix = options.address() instanceof UnixDomainSocketAddress;
         listener = ServerSocketChannel.open(unix ? StandardProtocolFamily.UNIX : familyOf(options.address()));
         try {
@@ -126,7 +166,7 @@ public final class NbdServer implements AutoCloseable {
                 if (!(bound instanceof UnixDomainSocketAddress)) {
                     c.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 }
-                Connection conn = new Connection(c, export, log);
+                Connection conn = new Connection(c, export, options.tls(), memory, log);
                 connections.add(conn);
                 if (closing) {
                     conn.close();
@@ -147,6 +187,21 @@ public final class NbdServer implements AutoCloseable {
             slots.release();
             if (!options.persistent() && connections.isEmpty() && !closing) {
                 Thread.ofVirtual().start(this::close);
+            }
+        }
+    }
+
+    /**
+     * Called when a reader has waited {@code stallLimit} for memory: disconnects the clients that hold memory
+     * and have not taken a reply for that long (they never read; their buffers come back when the writes fail).
+     */
+    private void disconnectStalled() {
+        long limit = options.stallLimit().toNanos();
+        for (Connection c : connections) {
+            if (c.holdsMemory() && c.stalledNanos() >= limit) {
+                log.accept("client " + c.remote() + ": disconnected, it has not read its replies for "
+                        + options.stallLimit().toSeconds() + " s while other clients wait for memory");
+                c.close();
             }
         }
     }

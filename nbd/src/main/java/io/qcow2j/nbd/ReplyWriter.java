@@ -1,92 +1,136 @@
 package io.qcow2j.nbd;
 
-import static io.qcow2j.nbd.NbdProtocol.*;
-
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
-import java.nio.charset.StandardCharsets;
+import java.nio.channels.GatheringByteChannel;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.LinkedTransferQueue;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 
 /**
- * Writes the replies of one connection in the transmission phase. Requests finish in any order; each reply
- * (all chunks of a structured reply) is written whole under {@link #lock}, so replies never interleave
- * mid-message. A {@link ReentrantLock} rather than {@code synchronized}: a virtual thread blocked on a slow
- * client parks instead of pinning its carrier.
+ * Writes the replies of one connection in the transmission phase ({@link Replies} builds them). Requests
+ * finish in any order and on any thread, possibly one that must not block on a socket (an I/O completion
+ * thread of the engine): {@link #send} only queues the reply, and this connection's writer thread (virtual)
+ * takes every reply queued by then and writes them in one gathering write, so replies that finish together
+ * cost one system call. {@link #sendNow} writes on the caller's thread instead: the connection's reader uses
+ * it for a request it served inline, saving the hand-off.
+ *
+ * <p>Each reply is written whole under {@link #lock}, so replies never interleave mid-message. A
+ * {@link ReentrantLock} rather than {@code synchronized}: a virtual thread blocked on a slow client parks
+ * instead of pinning its carrier. Every reply's {@code done} runs exactly once, after it was written or once
+ * writing failed (then the connection is closed and later replies are dropped: their client is gone).
  */
 final class ReplyWriter {
-    private final SocketChannel ch;
-    /** Guards the channel's write side: one reply at a time. */
+    /** A reply waiting for the writer thread, and what to run once it is written. */
+    private record Pending(ByteBuffer[] parts, Runnable done) {}
+
+    private static final Pending STOP = new Pending(new ByteBuffer[0], () -> { });
+    /** At most this many queued replies go into one gathering write. */
+    private static final int BATCH = 64;
+
+    private final GatheringByteChannel ch;
+    private final Consumer<IOException> failed;
+    /** Guards the channel's write side: one reply (or batch of whole replies) at a time. */
     private final ReentrantLock lock = new ReentrantLock();
+    private final LinkedTransferQueue<Pending> queue = new LinkedTransferQueue<>();
+    /** Set once a write failed: replies are dropped from then on. */
+    private volatile boolean broken;
+    /** System.nanoTime() when the write in progress started, 0 when none is: how long a client has stalled us. */
+    private volatile long writingSince;
 
-    ReplyWriter(SocketChannel ch) {
+    /** {@code failed} is told (once) when a write fails; it should close the connection. */
+    ReplyWriter(GatheringByteChannel ch, Consumer<IOException> failed) {
         this.ch = ch;
+        this.failed = failed;
+        Thread.ofVirtual().name("nbd-replies").start(this::writeLoop);
     }
 
-    /** A simple reply: error (0 = success) and, for a successful read, the data. */
-    void simple(long cookie, int error, ByteBuffer data) throws IOException {
-        ByteBuffer h = ByteBuffer.allocate(16).putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(cookie).flip();
-        send(data == null ? new ByteBuffer[] {h} : new ByteBuffer[] {h, data});
+    /** Queues {@code reply} for the writer thread; never blocks. */
+    void send(ByteBuffer[] reply, Runnable done) {
+        queue.add(new Pending(reply, done));
     }
 
-    /** The chunks of one structured reply; the last one gets the DONE flag. */
-    static final class Structured {
-        private final long cookie;
-        private final List<ByteBuffer> parts = new ArrayList<>();
-        private ByteBuffer lastHeader;
+    /** Writes {@code reply} on this thread (which may block on the socket), then runs {@code done}. */
+    void sendNow(ByteBuffer[] reply, Runnable done) {
+        write(List.of(new Pending(reply, done)));
+    }
 
-        Structured(long cookie) {
-            this.cookie = cookie;
-        }
+    /** Nanoseconds the write in progress has been waiting for the client, 0 if none is. */
+    long stalledNanos() {
+        long since = writingSince;
+        return since == 0 ? 0 : Math.max(1, System.nanoTime() - since);
+    }
 
-        /** Adds a chunk of {@code type} whose payload is the concatenation of {@code payload}. */
-        Structured chunk(int type, ByteBuffer... payload) {
-            long len = 0;
-            for (ByteBuffer p : payload) {
-                len += p.remaining();
+    /** Ends the writer thread once what is queued is written; call when no more replies will come. */
+    void stop() {
+        queue.add(STOP);
+    }
+
+    private void writeLoop() {
+        List<Pending> batch = new ArrayList<>();
+        while (true) {
+            Pending first;
+            try {
+                first = queue.take();
+            } catch (InterruptedException e) {
+                continue; // only stop() ends this thread
             }
-            lastHeader = ByteBuffer.allocate(20).putInt(STRUCTURED_REPLY_MAGIC).putShort((short) 0)
-                    .putShort((short) type).putLong(cookie).putInt((int) len).flip();
-            parts.add(lastHeader);
-            parts.addAll(List.of(payload));
-            return this;
-        }
-
-        boolean isEmpty() {
-            return parts.isEmpty();
+            batch.add(first);
+            queue.drainTo(batch, BATCH - 1);
+            boolean stop = batch.remove(STOP);
+            write(batch);
+            batch.clear();
+            if (stop) {
+                return;
+            }
         }
     }
 
-    void send(Structured s) throws IOException {
-        if (s.isEmpty()) {
-            s.chunk(REPLY_TYPE_NONE);
-        }
-        s.lastHeader.putShort(4, (short) REPLY_FLAG_DONE);
-        send(s.parts.toArray(ByteBuffer[]::new));
-    }
-
-    /** A structured error reply (one chunk, DONE) with a message for the user. */
-    void structuredError(long cookie, int error, String message) throws IOException {
-        byte[] m = message.getBytes(StandardCharsets.UTF_8);
-        int n = Math.min(m.length, 4096);
-        ByteBuffer p = ByteBuffer.allocate(6 + n).putInt(error).putShort((short) n).put(m, 0, n).flip();
-        send(new Structured(cookie).chunk(REPLY_TYPE_ERROR, p));
-    }
-
-    private void send(ByteBuffer[] bufs) throws IOException {
+    private void write(List<Pending> replies) {
         lock.lock();
         try {
-            long left = 0;
-            for (ByteBuffer b : bufs) {
-                left += b.remaining();
-            }
-            while (left > 0) {
-                left -= ch.write(bufs);
+            if (!broken) {
+                ByteBuffer[] bufs = gather(replies);
+                writingSince = System.nanoTime();
+                try {
+                    long left = 0;
+                    for (ByteBuffer b : bufs) {
+                        left += b.remaining();
+                    }
+                    while (left > 0) {
+                        left -= ch.write(bufs);
+                    }
+                } catch (IOException e) {
+                    broken = true;
+                    failed.accept(e);
+                } finally {
+                    writingSince = 0;
+                }
             }
         } finally {
             lock.unlock();
+            for (Pending p : replies) {
+                p.done().run();
+            }
         }
+    }
+
+    private static ByteBuffer[] gather(List<Pending> replies) {
+        if (replies.size() == 1) {
+            return replies.get(0).parts();
+        }
+        int n = 0;
+        for (Pending p : replies) {
+            n += p.parts().length;
+        }
+        ByteBuffer[] all = new ByteBuffer[n];
+        int at = 0;
+        for (Pending p : replies) {
+            System.arraycopy(p.parts(), 0, all, at, p.parts().length);
+            at += p.parts().length;
+        }
+        return all;
     }
 }

@@ -7,6 +7,7 @@ import io.qcow2j.testsupport.Qemu;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -122,6 +123,43 @@ class HostileClientsTest {
             assertThat(rt.totalMemory() - rt.freeMemory()).as("heap in use").isLessThan(512L << 20);
         }
         Qemu.requireClean(img, "after a stalled client");
+    }
+
+    @Test
+    void clientsThatNeverReadShareTheServersBudgetAndAreCutOffWhenOthersStarve() throws Exception {
+        Path img = Qemu.create(dir, "g.qcow2", null, "64M");
+        long budget = 3 * NbdServer.MIN_BUFFER; // 99 MiB over all clients; each alone could hold 96 MiB
+        NbdServer.Options o = new NbdServer.Options(new InetSocketAddress("127.0.0.1", 0), 16, true,
+                Duration.ofSeconds(5)).withMaxBuffer(budget, Duration.ofSeconds(1));
+        List<TestClient> stalled = new ArrayList<>();
+        try (Served s = Served.start(img, o)) {
+            try {
+                for (int i = 0; i < 6; i++) {
+                    TestClient c = new TestClient(s.server.address()).connect(false);
+                    stalled.add(c);
+                    for (int k = 0; k < 64; k++) { // 2 GiB of replies each, never read
+                        c.request(CMD_READ, 0, k, 0, MAX_PAYLOAD, null);
+                    }
+                }
+                Thread.sleep(1000);
+                Runtime rt = Runtime.getRuntime();
+                System.gc();
+                // without the shared budget: 6 clients x 2 reads of 32 MiB = 384 MiB of reply buffers
+                assertThat(rt.totalMemory() - rt.freeMemory()).as("heap in use").isLessThan(budget + (128L << 20));
+                long t0 = System.nanoTime();
+                // its 32 MiB read waits for memory until the stalled clients are cut off, then it is served
+                String out = Qemu.run(dir, "qemu-io", "-f", "raw", "-c", "write -P 0x61 0 4k", "-c",
+                        "read -P 0x61 0 4k", "-c", "read 0 32M", s.uri());
+                assertThat(out).doesNotContain("fail").contains("read 33554432/33554432");
+                assertThat((System.nanoTime() - t0) / 1e9).as("seconds until served").isLessThan(30);
+                assertThat(s.log).as(String.join("\n", s.log)).anyMatch(l -> l.contains("has not read its replies"));
+            } finally {
+                for (TestClient c : stalled) {
+                    c.close();
+                }
+            }
+        }
+        Qemu.requireClean(img, "after stalled clients");
     }
 
     @Test

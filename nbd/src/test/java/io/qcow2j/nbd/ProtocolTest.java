@@ -129,11 +129,13 @@ class ProtocolTest {
         try (Served s = Served.start(img, 1); TestClient c = new TestClient(s.server.address()).connect(false)) {
             boolean reordered = false;
             for (int round = 0; round < 20 && !reordered; round++) {
-                // a 32 MiB read, then 64 small ones, all sent before any reply is read
-                c.request(CMD_READ, 0, 1000, 0, 32 << 20, null);
+                // a 32 MiB read, then 64 small ones, all sent at once before any reply is read
+                ByteBuffer burst = ByteBuffer.allocate(65 * REQUEST_HEADER);
+                burst.put(TestClient.header(CMD_READ, 0, 1000, 0, 32 << 20));
                 for (int i = 0; i < 64; i++) {
-                    c.request(CMD_READ, 0, i, 40 << 20, 512, null);
+                    burst.put(TestClient.header(CMD_READ, 0, i, 40 << 20, 512));
                 }
+                Wire.writeFully(c.ch, burst.flip());
                 Set<Long> seen = new HashSet<>();
                 for (int i = 0; i < 65; i++) {
                     TestClient.Reply r = c.reply(0);

@@ -41,6 +41,14 @@ final class Served implements AutoCloseable {
         return new Served(image, d, s, log);
     }
 
+    /** Serves {@code image} read/write, export "", as {@code options} say. */
+    static Served start(Path image, NbdServer.Options options) throws IOException {
+        Disk d = Images.open(image, ImageOptions.builder().build());
+        Export e = new Export("", "a test export", d, false, false, Export.DetectZeroes.OFF, options.shared() > 1);
+        List<String> log = new CopyOnWriteArrayList<>();
+        return new Served(image, d, NbdServer.start(e, options, log::add), log);
+    }
+
     String uri() {
         return server.uri();
     }

@@ -95,10 +95,14 @@ final class TestClient implements AutoCloseable {
         return r;
     }
 
-    void request(int type, int cmdFlags, long cookie, long offset, long length, byte[] payload) throws IOException {
-        ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER).putInt(REQUEST_MAGIC).putShort((short) cmdFlags)
+    static ByteBuffer header(int type, int cmdFlags, long cookie, long offset, long length) {
+        return ByteBuffer.allocate(REQUEST_HEADER).putInt(REQUEST_MAGIC).putShort((short) cmdFlags)
                 .putShort((short) type).putLong(cookie).putLong(offset).putInt((int) length).flip();
-        Wire.writeFully(ch, h, payload == null ? ByteBuffer.allocate(0) : ByteBuffer.wrap(payload));
+    }
+
+    void request(int type, int cmdFlags, long cookie, long offset, long length, byte[] payload) throws IOException {
+        Wire.writeFully(ch, header(type, cmdFlags, cookie, offset, length),
+                payload == null ? ByteBuffer.allocate(0) : ByteBuffer.wrap(payload));
     }
 
     /** Reads one reply or chunk; for a simple reply to a read, pass the read's length. */
