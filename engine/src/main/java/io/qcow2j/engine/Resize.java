@@ -34,13 +34,24 @@ public final class Resize {
      *     qcow2, a shrink without {@code allowShrink}, a version 2 qcow2 image with snapshots)
      */
     public static void resize(Path image, Format format, long newSize, boolean allowShrink) throws IOException {
+        resize(image, format, newSize, allowShrink, ImageOptions.defaults());
+    }
+
+    /**
+     * {@link #resize(Path, Format, long, boolean)} with the image (and its backing chain, whose size decides
+     * what the new space reads) opened with {@code options} ({@link ImageOptions#untrusted()} applies; the
+     * image is opened read/write whatever {@code readOnly} says).
+     */
+    public static void resize(Path image, Format format, long newSize, boolean allowShrink, ImageOptions options)
+            throws IOException {
+        ImageOptions ro = options.toBuilder().readOnly(true).build();
+        ImageOptions rw = options.toBuilder().readOnly(false).build();
         if (newSize <= 0) {
             throw new IllegalArgumentException("New image size must be positive");
         }
         boolean qcow2;
         long current;
-        try (Disk d = format == Format.QCOW2 ? Images.openQcow2(image, ImageOptions.builder().readOnly(true).build())
-                : Images.open(image, ImageOptions.builder().readOnly(true).build())) {
+        try (Disk d = format == Format.QCOW2 ? Images.openQcow2(image, ro) : Images.open(image, ro)) {
             qcow2 = d.format().equals("qcow2");
             if (format == Format.RAW && qcow2) {
                 qcow2 = false; // a raw disk whose guest wrote a qcow2 header: the file is resized as it is
@@ -68,14 +79,14 @@ public final class Resize {
             return;
         }
         long backingEnd;
-        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, ImageOptions.defaults())) {
+        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, rw)) {
             backingEnd = img.backing().map(Disk::size).orElse(0L);
             ImageResize.resize(img, newSize);
         }
         long zeroEnd = Math.min(newSize, backingEnd);
         if (zeroEnd > current) {
             // the new space reads as zeros, not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE)
-            try (Disk d = Images.openQcow2(image, ImageOptions.defaults())) {
+            try (Disk d = Images.openQcow2(image, rw)) {
                 d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
                 d.flush();
             }
