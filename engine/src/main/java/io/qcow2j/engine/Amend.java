@@ -71,6 +71,9 @@ public final class Amend {
             if (changes.size() != null && changes.size() % 512 != 0) {
                 throw new IllegalArgumentException("The new size must be a multiple of 512");
             }
+            if (bits != h.refcountBits()) {
+                RefcountOrderChange.checkFits((Qcow2Image) d, bits);
+            }
             if (version < h.version()) {
                 long size = changes.size() != null ? changes.size() : h.size();
                 VersionChange.checkDowngrade((Qcow2Image) d, size, Integer.numberOfTrailingZeros(bits));

@@ -59,10 +59,7 @@ public final class RefcountOrderChange {
      */
     public static void change(Qcow2Image image, int refcountBits) throws IOException {
         ImageState s = image.state();
-        if (refcountBits <= 0 || refcountBits > 64 || Integer.bitCount(refcountBits) != 1) {
-            throw new IllegalArgumentException("Refcount width must be a power of two and may not exceed 64 bits");
-        }
-        int order = Integer.numberOfTrailingZeros(refcountBits);
+        int order = order(refcountBits);
         if (order == s.g.refcountOrder()) {
             return;
         }
@@ -76,19 +73,46 @@ public final class RefcountOrderChange {
         });
     }
 
-    private void run() throws IOException {
+    private static int order(int refcountBits) {
+        if (refcountBits <= 0 || refcountBits > 64 || Integer.bitCount(refcountBits) != 1) {
+            throw new IllegalArgumentException("Refcount width must be a power of two and may not exceed 64 bits");
+        }
+        return Integer.numberOfTrailingZeros(refcountBits);
+    }
+
+    /**
+     * Refuses {@code refcountBits} for {@code image} if a refcount does not fit it (QEMU's message); reads only.
+     */
+    public static void checkFits(Qcow2Image image, int refcountBits) throws IOException {
+        ImageState s = image.state();
+        int order = order(refcountBits);
+        s.lock.lock();
+        try {
+            checkFits(s, order);
+        } finally {
+            s.lock.unlock();
+        }
+    }
+
+    private static void checkFits(ImageState s, int newOrder) throws IOException {
+        if (newOrder >= s.g.refcountOrder()) {
+            return;
+        }
         long max = RefcountBlock.maxValue(newOrder);
         long last = s.refcounts.lastUsedCluster();
-        if (newOrder < s.g.refcountOrder()) {
-            for (long c = 0; c <= last; c++) {
-                long v = s.refcounts.get(c);
-                if (Long.compareUnsigned(v, max) > 0) {
-                    throw new IllegalArgumentException("Cannot decrease refcount entry width to " + (1 << newOrder)
-                            + " bits: Cluster at offset 0x" + Long.toHexString(c << bits) + " has a refcount of "
-                            + Long.toUnsignedString(v));
-                }
+        for (long c = 0; c <= last; c++) {
+            long v = s.refcounts.get(c);
+            if (Long.compareUnsigned(v, max) > 0) {
+                throw new IllegalArgumentException("Cannot decrease refcount entry width to " + (1 << newOrder)
+                        + " bits: Cluster at offset 0x" + Long.toHexString(c << s.g.clusterBits()) + " has a refcount of "
+                        + Long.toUnsignedString(v));
             }
         }
+    }
+
+    private void run() throws IOException {
+        checkFits(s, newOrder);
+        long last;
         Set<Long> oldStructure = oldStructureClusters();
         Map<Long, Long> blocks = new TreeMap<>();
         long tableOffset = 0;
