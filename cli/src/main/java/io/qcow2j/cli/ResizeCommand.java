@@ -92,7 +92,7 @@ final class ResizeCommand implements Callable<Integer> {
             newSize = sign == '+' ? current + delta : current - delta;
         }
         try {
-            Resize.resize(Path.of(image), fmt, newSize, shrink);
+            Resize.resize(Path.of(image), fmt, newSize, shrink, Main.imageOptions().build());
         } catch (Resize.ShrinkRefusedException e) {
             err.println("qcow2j: " + e.getMessage());
             err.println("qcow2j: warning: " + Resize.ShrinkRefusedException.WARNING);
