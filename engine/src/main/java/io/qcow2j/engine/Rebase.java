@@ -8,6 +8,7 @@ import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.function.DoubleConsumer;
@@ -51,8 +52,7 @@ public final class Rebase {
         Path newBacking = none ? null : ChainOpener.resolveNewBacking(image, backing, format, options);
         if (!unsafe) {
             try (Disk top = Images.open(image, options.toBuilder().readOnly(false).build());
-                    Disk next = none ? null : Images.open(newBacking, options.toBuilder()
-                            .readOnly(true).build())) {
+                    Disk next = none ? null : openNewBacking(newBacking, backing, options)) {
                 copyDifferences(top, next, progress);
                 top.flush();
             }
@@ -62,6 +62,15 @@ public final class Rebase {
             BackingFileChange.change(f, h, none ? null : backing, none ? null : format);
         }
         progress.accept(100);
+    }
+
+    private static Disk openNewBacking(Path path, String name, ImageOptions options) throws IOException {
+        try {
+            return Images.open(path, options.toBuilder().readOnly(true).build());
+        } catch (NoSuchFileException e) {
+            throw new IOException("Could not open new backing file '" + name + "': Could not open '" + name
+                    + "': No such file or directory", e); // qemu-img's line
+        }
     }
 
     /**
