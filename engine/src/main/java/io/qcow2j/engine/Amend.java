@@ -1,16 +1,13 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.qcow2.CompatibleFeatures;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.engine.qcow2.RefcountOrderChange;
 import io.qcow2j.engine.qcow2.VersionChange;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
@@ -28,8 +25,6 @@ import java.nio.file.StandardOpenOption;
  * and {@code qemu-img check} finds at most leaked clusters.
  */
 public final class Amend {
-    private static final long COMPATIBLE_FEATURES = 80;
-
     private Amend() {}
 
     /**
@@ -125,17 +120,8 @@ public final class Amend {
         if (h.version() < 3) {
             return; // off already: version 2 has no such bit
         }
-        try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED, StandardOpenOption.READ, StandardOpenOption.WRITE);
-                Arena arena = Arena.ofConfined()) {
-            Qcow2Header now = Qcow2Header.read(f);
-            long bits = now.compatibleFeatures();
-            long next = on ? bits | Qcow2Header.COMPAT_LAZY_REFCOUNTS : bits & ~Qcow2Header.COMPAT_LAZY_REFCOUNTS;
-            if (next != bits) {
-                MemorySegment b = arena.allocate(8);
-                b.set(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN), 0, next);
-                f.write(COMPATIBLE_FEATURES, b);
-                f.dataSync();
-            }
+        try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            CompatibleFeatures.set(f, Qcow2Header.COMPAT_LAZY_REFCOUNTS, on);
         }
     }
 }
