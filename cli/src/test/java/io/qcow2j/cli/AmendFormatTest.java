@@ -62,7 +62,7 @@ class AmendFormatTest {
         "cluster_size=4096,refcount_bits=1|write -P 1 0 1M|refcount_bits=4",
         "cluster_size=65536,refcount_bits=64|write -P 1 0 1M;snap|refcount_bits=32",
         "cluster_size=65536,extended_l2=on|write -P 1 4k 8k;write -z 64k 64k;snap|refcount_bits=8",
-        "cluster_size=2097152|write -P 1 0 1M|refcount_bits=64",
+        "cluster_size=131072|write -P 1 0 1M|refcount_bits=32",
         "cluster_size=65536|backing;write -P 1 64k 64k|refcount_bits=2",
         "cluster_size=65536|write -P 1 0 64k|refcount_bits=3"})
     void sameAsQemuImg(String spec) throws IOException {
