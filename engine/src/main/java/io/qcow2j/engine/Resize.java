@@ -5,6 +5,8 @@ import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -22,6 +24,13 @@ import java.nio.file.StandardOpenOption;
 public final class Resize {
     /** The image format: probed (qcow2 by its magic, else raw), or given. */
     public enum Format { PROBE, QCOW2, RAW }
+
+    /**
+     * What the new space of a grown image gets ({@code --preallocation}): nothing; host clusters for every
+     * new guest cluster (qcow2 only; qcow2j writes their zeros, where QEMU leaves the file sparse there);
+     * file space allocated by the file system; zeros written.
+     */
+    public enum Preallocation { OFF, METADATA, FALLOC, FULL }
 
     private Resize() {}
 
@@ -44,6 +53,17 @@ public final class Resize {
      */
     public static void resize(Path image, Format format, long newSize, boolean allowShrink, ImageOptions options)
             throws IOException {
+        resize(image, format, newSize, allowShrink, Preallocation.OFF, options);
+    }
+
+    /**
+     * {@link #resize(Path, Format, long, boolean, ImageOptions)} with the new space preallocated as qemu-img
+     * resize {@code --preallocation} does.
+     *
+     * @throws IllegalArgumentException also for preallocation with a shrink, and {@code METADATA} for raw
+     */
+    public static void resize(Path image, Format format, long newSize, boolean allowShrink, Preallocation prealloc,
+            ImageOptions options) throws IOException {
         ImageOptions ro = options.toBuilder().readOnly(true).build();
         ImageOptions rw = options.toBuilder().readOnly(false).build();
         if (newSize <= 0) {
@@ -65,9 +85,20 @@ public final class Resize {
         if (newSize < current && !allowShrink) {
             throw new ShrinkRefusedException();
         }
+        if (prealloc != Preallocation.OFF && newSize < current) {
+            throw new IllegalArgumentException("Preallocation can only be used for growing images");
+        }
         if (!qcow2) {
+            if (prealloc == Preallocation.METADATA) {
+                throw new IllegalArgumentException("Unsupported preallocation mode: metadata");
+            }
             try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED, StandardOpenOption.READ,
                     StandardOpenOption.WRITE)) {
+                if (prealloc == Preallocation.FALLOC && newSize > current) {
+                    f.zeroRange(current, newSize - current); // allocated by the file system (FALLOC_FL_ZERO_RANGE)
+                } else if (prealloc == Preallocation.FULL && newSize > current) {
+                    writeZeros(current, newSize, f::write);
+                }
                 f.truncate(newSize);
             }
             return;
@@ -89,6 +120,28 @@ public final class Resize {
             try (Disk d = Images.openQcow2(image, rw)) {
                 d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
                 d.flush();
+            }
+        }
+        if (prealloc != Preallocation.OFF && newSize > current) {
+            // every new guest cluster gets a host cluster: zeros written through the allocating write path
+            try (Disk d = Images.openQcow2(image, rw)) {
+                writeZeros(current, newSize, d::write);
+                d.flush();
+            }
+        }
+    }
+
+    private interface Writer {
+        void write(long offset, MemorySegment src) throws IOException;
+    }
+
+    private static void writeZeros(long from, long to, Writer w) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeros = arena.allocate(1 << 20, 4096);
+            for (long pos = from; pos < to; ) {
+                long n = Math.min(zeros.byteSize() - (pos & (zeros.byteSize() - 1)), to - pos);
+                w.write(pos, zeros.asSlice(0, n));
+                pos += n;
             }
         }
     }
