@@ -60,6 +60,7 @@ class AmendFormatTest {
         "cluster_size=512|write -P 1 0 300k;snap;write -P 3 8k 8k|refcount_bits=2",
         "cluster_size=512|write -P 1 0 300k;snap;snap;write -P 3 8k 8k|refcount_bits=1",
         "cluster_size=4096,refcount_bits=1|write -P 1 0 1M|refcount_bits=4",
+        "cluster_size=4096|write -P 1 0 1M;write -z 64k 64k|refcount_bits=1",
         "cluster_size=65536,refcount_bits=64|write -P 1 0 1M;snap|refcount_bits=32",
         "cluster_size=65536,extended_l2=on|write -P 1 4k 8k;write -z 64k 64k;snap|refcount_bits=8",
         "cluster_size=131072|write -P 1 0 1M|refcount_bits=32",
