@@ -1,9 +1,9 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.Amend;
+import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Disk;
-import io.qcow2j.engine.Resize;
 import io.qcow2j.engine.Sizes;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -19,15 +19,16 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code qcow2j amend}: {@code qemu-img amend -o OPTIONS IMAGE} for {@code lazy_refcounts} and {@code size}
- * (through {@link Amend} and {@link Resize}); {@code compat} and {@code refcount_bits} only with the values
- * the image has; qemu-img's refusals for the backing file, creation-only and unknown options. Every option is
- * checked before anything changes.
+ * {@code qcow2j amend}: {@code qemu-img amend -o OPTIONS IMAGE} for {@code compat}, {@code refcount_bits},
+ * {@code lazy_refcounts} and {@code size} (through {@link Amend}); {@code backing_file}/{@code backing_fmt}
+ * only with the values the image has; qemu-img's refusals for the backing file, creation-only and unknown
+ * options. Every option is checked before anything changes.
  */
 @Command(name = "amend", mixinStandardHelpOptions = true, sortOptions = false,
-        header = "Change options of an existing qcow2 image (lazy_refcounts, size), as qemu-img amend does.",
+        header = "Change options of an existing qcow2 image (compat, refcount_bits, lazy_refcounts, size), as qemu-img amend does.",
         description = {
-            "Change options of an existing qcow2 image, as qemu-img amend -o does: lazy_refcounts=on|off, size=SIZE.",
+            "Change options of an existing qcow2 image, as qemu-img amend -o does: compat=0.10|1.1, refcount_bits=N,"
+                    + " lazy_refcounts=on|off, size=SIZE.",
             "Exit status: 0 amended, 1 failure."
         })
 final class AmendCommand implements Callable<Integer> {
@@ -69,12 +70,12 @@ final class AmendCommand implements Callable<Integer> {
             }
         }
         Path path = Path.of(image);
-        int version;
-        int refcountBits;
+        Qcow2Header header;
         try (Qcow2Disk d = Images.openQcow2(path, Main.imageOptions().readOnly(true).build())) {
-            version = d.header().version();
-            refcountBits = d.header().refcountBits();
+            header = d.header();
         }
+        Integer version = null;
+        Integer refcountBits = null;
         Boolean lazy = null;
         Long size = null;
         for (Map.Entry<String, String> e : o.entrySet()) {
@@ -88,25 +89,25 @@ final class AmendCommand implements Callable<Integer> {
                 }
                 case "size" -> size = Sizes.parse("size", v);
                 case "backing_file", "backing_fmt" -> {
-                    err.println("qcow2j: Cannot amend the backing file");
-                    err.println("You can use 'qcow2j rebase' instead.");
-                    err.flush();
-                    return 1;
-                }
-                case "compat" -> {
-                    int want = switch (v) {
-                        case "0.10", "v2" -> 2;
-                        case "1.1", "v3" -> 3;
-                        default -> throw new CommandFailure("Invalid compatibility level: '" + v + "'");
-                    };
-                    if (want != version) {
-                        throw new CommandFailure("Changing the compatibility level (compat) is not supported by"
-                                + " qcow2j");
+                    String now = e.getKey().equals("backing_file") ? header.backingFileName().orElse(null)
+                            : header.extensions().backingFormat().orElse(null);
+                    if (!v.equals(now)) {
+                        err.println("qcow2j: Cannot amend the backing file");
+                        err.println("You can use 'qcow2j rebase' instead.");
+                        err.flush();
+                        return 1;
                     }
                 }
+                case "compat" -> version = switch (v) {
+                    case "0.10", "v2" -> 2;
+                    case "1.1", "v3" -> 3;
+                    default -> throw new CommandFailure("Unknown compatibility level " + v);
+                };
                 case "refcount_bits" -> {
-                    if (!v.equals(Integer.toString(refcountBits))) {
-                        throw new CommandFailure("Changing refcount_bits is not supported by qcow2j");
+                    try {
+                        refcountBits = Integer.parseInt(v);
+                    } catch (NumberFormatException x) {
+                        throw new CommandFailure("Parameter 'refcount_bits' expects a number");
                     }
                 }
                 default -> {
@@ -120,18 +121,10 @@ final class AmendCommand implements Callable<Integer> {
                 }
             }
         }
-        if (lazy != null && lazy && version < 3) {
-            throw new CommandFailure("Lazy refcounts only supported with compatibility level 1.1 and above (use"
-                    + " compat=1.1 or greater)");
-        }
-        if (size != null && size % 512 != 0) {
-            throw new CommandFailure("The new size must be a multiple of 512");
-        }
-        if (size != null) {
-            Resize.resize(path, Resize.Format.QCOW2, size, true);
-        }
-        if (lazy != null) {
-            Amend.setLazyRefcounts(path, lazy);
+        try {
+            Amend.amend(path, new Amend.Changes(version, refcountBits, lazy, size), Main.imageOptions().build());
+        } catch (IllegalArgumentException e) {
+            throw new CommandFailure(e.getMessage());
         }
         return 0;
     }

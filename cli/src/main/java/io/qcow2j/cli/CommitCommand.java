@@ -65,7 +65,7 @@ final class CommitCommand implements Callable<Integer> {
         Progress p = new Progress(out, progress && !quiet && Progress.onTerminal());
         try {
             Commit.commit(Path.of(image), base == null ? null : Path.of(base), keep, bytesPerSecond,
-                    pct -> p.set((float) pct));
+                    pct -> p.set((float) pct), Main.imageOptions().build());
         } catch (IllegalArgumentException e) {
             throw new CommandFailure(e.getMessage(), e);
         }

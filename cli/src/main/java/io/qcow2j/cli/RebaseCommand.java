@@ -57,7 +57,8 @@ final class RebaseCommand implements Callable<Integer> {
         }
         Progress p = new Progress(spec.commandLine().getOut(), progress && !quiet && Progress.onTerminal());
         try {
-            Rebase.rebase(Path.of(image), backing, backingFormat, unsafe, pct -> p.set((float) pct));
+            Rebase.rebase(Path.of(image), backing, backingFormat, unsafe, pct -> p.set((float) pct),
+                    Main.imageOptions().build());
         } catch (IllegalArgumentException e) {
             throw new CommandFailure(e.getMessage(), e);
         }

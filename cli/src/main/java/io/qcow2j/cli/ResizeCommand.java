@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * {@code qcow2j resize}: {@code qemu-img resize [-f FMT] [--shrink] [--preallocation=off] [-q] IMAGE
+ * {@code qcow2j resize}: {@code qemu-img resize [-f FMT] [--shrink] [--preallocation=MODE] [-q] IMAGE
  * [+|-]SIZE} through {@link Resize}, with qemu-img's messages and exit statuses ("Image resized.", 0; a
  * refusal, 1). A size starting with '-' is relative, as in qemu-img (not an option).
  */
@@ -40,8 +40,8 @@ final class ResizeCommand implements Callable<Integer> {
     @Option(names = "--shrink", description = "Allow shrinking the image (the data past the new end is lost).")
     boolean shrink;
 
-    @Option(names = "--preallocation", paramLabel = "MODE", description = "Preallocation of the new space: off "
-            + "(only off is supported).")
+    @Option(names = "--preallocation", paramLabel = "MODE", description = "Preallocation of the new space: off, "
+            + "metadata (qcow2), falloc or full.")
     String preallocation = "off";
 
     @Option(names = "-q", description = "Quiet: print nothing on success.")
@@ -67,9 +67,7 @@ final class ResizeCommand implements Callable<Integer> {
         if (!List.of("off", "metadata", "falloc", "full").contains(preallocation)) {
             throw new CommandFailure("Invalid preallocation mode '" + preallocation + "'");
         }
-        if (!preallocation.equals("off")) {
-            throw new CommandFailure("Preallocation mode '" + preallocation + "' is not supported by qcow2j resize");
-        }
+        Resize.Preallocation prealloc = Resize.Preallocation.valueOf(preallocation.toUpperCase(java.util.Locale.ROOT));
         Resize.Format fmt = format == null ? Resize.Format.PROBE : switch (format) {
             case "qcow2" -> Resize.Format.QCOW2;
             case "raw" -> Resize.Format.RAW;
@@ -92,7 +90,7 @@ final class ResizeCommand implements Callable<Integer> {
             newSize = sign == '+' ? current + delta : current - delta;
         }
         try {
-            Resize.resize(Path.of(image), fmt, newSize, shrink);
+            Resize.resize(Path.of(image), fmt, newSize, shrink, prealloc, Main.imageOptions().build());
         } catch (Resize.ShrinkRefusedException e) {
             err.println("qcow2j: " + e.getMessage());
             err.println("qcow2j: warning: " + Resize.ShrinkRefusedException.WARNING);

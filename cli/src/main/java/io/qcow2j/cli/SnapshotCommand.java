@@ -84,7 +84,7 @@ final class SnapshotCommand implements Callable<Integer> {
         }
         if (list.length > 0) {
             if (qcow2) {
-                print(out, Snapshots.list(path));
+                print(out, Snapshots.list(path, Main.imageOptions().build()));
             }
             return 0;
         }
@@ -93,19 +93,19 @@ final class SnapshotCommand implements Callable<Integer> {
             if (!qcow2) {
                 throw new CommandFailure("Could not create snapshot '" + tag + "': -95 (Operation not supported)");
             }
-            run(() -> Snapshots.create(path, tag), "create", tag);
+            run(() -> Snapshots.create(path, tag, Main.imageOptions().build()), "create", tag);
         } else if (!apply.isEmpty()) {
             String tag = apply.get(0);
             if (!qcow2) {
                 throw new CommandFailure("Could not apply snapshot '" + tag + "': Block driver does not support snapshots");
             }
-            run(() -> Snapshots.apply(path, tag), "apply", tag);
+            run(() -> Snapshots.apply(path, tag, Main.imageOptions().build()), "apply", tag);
         } else {
             String tag = delete.get(0);
             if (!qcow2) {
                 throw new CommandFailure("Could not delete snapshot '" + tag + "': snapshot not found");
             }
-            run(() -> Snapshots.delete(path, tag), "delete", tag);
+            run(() -> Snapshots.delete(path, tag, Main.imageOptions().build()), "delete", tag);
         }
         return 0;
     }

@@ -32,10 +32,23 @@ public final class Commit {
      */
     public static void commit(Path image, Path base, boolean keep, long bytesPerSecond, DoubleConsumer progress)
             throws IOException {
+        commit(image, base, keep, bytesPerSecond, progress, ImageOptions.defaults());
+    }
+
+    /**
+     * {@link #commit(Path, Path, boolean, long, DoubleConsumer)} with the chain opened with {@code options}
+     * ({@link ImageOptions#untrusted()} and {@link ImageOptions#allowRawBacking()} decide which backing
+     * files may be opened; the base is opened read/write, the image read-only, whatever {@code readOnly} says).
+     */
+    public static void commit(Path image, Path base, boolean keep, long bytesPerSecond, DoubleConsumer progress,
+            ImageOptions options) throws IOException {
         Path basePath;
         List<long[]> ranges = new ArrayList<>();
         long size;
-        ImageOptions ro = ImageOptions.builder().readOnly(true).build();
+        boolean baseIsQcow2;
+        long baseSize;
+        ImageOptions ro = options.toBuilder().readOnly(true).build();
+        ImageOptions rw = options.toBuilder().readOnly(false).build();
         try (Disk top = Images.open(image, ro)) {
             if (top.backing().isEmpty()) {
                 throw new IllegalArgumentException("Image does not have a backing file");
@@ -68,13 +81,37 @@ public final class Commit {
             }
             Disk b = layers.get(baseIndex);
             basePath = paths.get(baseIndex);
+            baseIsQcow2 = b.format().equals("qcow2");
+            baseSize = b.size();
             size = top.size();
             for (Disk layer = top; layer != b; layer = layer.backing().orElseThrow()) {
                 collectAllocated(layer, Math.min(size, layer.size()), ranges);
             }
         }
-        try (Disk dst = Images.open(basePath, ImageOptions.defaults()); Disk src = Images.open(image, ro);
-                Arena arena = Arena.ofConfined()) {
+        if (baseSize < size) {
+            // a smaller base grows to the image's size first, as qemu-img commit does (the new space reads as zeros)
+            Resize.resize(basePath, baseIsQcow2 ? Resize.Format.QCOW2 : Resize.Format.RAW, size, false, rw);
+        }
+        try (Disk dst = Images.open(basePath, rw); Disk src = Images.open(image, ro)) {
+            copy(src, dst, ranges, bytesPerSecond, progress);
+            dst.flush();
+        }
+        progress.accept(100);
+        if (!keep && base == null) {
+            try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, rw)) {
+                MakeEmpty.makeEmpty(img);
+            }
+        }
+    }
+
+    /**
+     * The copy step of a commit: writes what {@code image} reads over {@code ranges} (offset, length pairs)
+     * into {@code base}, which must be large enough (the commit grows a smaller base first). Nothing is flushed: the caller flushes the base. At every point the chain above the base reads
+     * as before, since the image still holds every range copied.
+     */
+    public static void copy(Disk image, Disk base, List<long[]> ranges, long bytesPerSecond, DoubleConsumer progress)
+            throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(CHUNK, 4096);
             long total = 0;
             for (long[] r : ranges) {
@@ -85,25 +122,14 @@ public final class Commit {
             for (long[] r : ranges) {
                 for (long pos = r[0]; pos < r[0] + r[1]; ) {
                     long n = Math.min(CHUNK, r[0] + r[1] - pos);
-                    n = Math.min(n, dst.size() - pos);
-                    if (n <= 0) {
-                        break; // past the end of a smaller base: qemu-img grows it; not done here
-                    }
                     MemorySegment part = buf.asSlice(0, n);
-                    src.read(pos, part);
-                    dst.write(pos, part);
+                    image.read(pos, part);
+                    base.write(pos, part);
                     pos += n;
                     done += n;
                     progress.accept(total == 0 ? 100 : 100.0 * done / total);
                     throttle(started, done, bytesPerSecond);
                 }
-            }
-            dst.flush();
-        }
-        progress.accept(100);
-        if (!keep && base == null) {
-            try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, ImageOptions.defaults())) {
-                MakeEmpty.makeEmpty(img);
             }
         }
     }

@@ -1,12 +1,14 @@
 package io.qcow2j.engine;
 
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.chain.ChainOpener;
 import io.qcow2j.engine.qcow2.BackingFileChange;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.function.DoubleConsumer;
@@ -32,18 +34,26 @@ public final class Rebase {
      */
     public static void rebase(Path image, String backing, String format, boolean unsafe, DoubleConsumer progress)
             throws IOException {
+        rebase(image, backing, format, unsafe, progress, ImageOptions.defaults());
+    }
+
+    /**
+     * {@link #rebase(Path, String, String, boolean, DoubleConsumer)} with the old and the new backing chain
+     * opened with {@code options} ({@link ImageOptions#untrusted()} and {@link ImageOptions#allowRawBacking()}
+     * decide which backing files may be opened, the new one included).
+     */
+    public static void rebase(Path image, String backing, String format, boolean unsafe, DoubleConsumer progress,
+            ImageOptions options) throws IOException {
         boolean none = backing.isEmpty();
         if (!none && format == null) {
             throw new IllegalArgumentException("Could not change the backing file to '" + backing
                     + "': backing format must be specified");
         }
+        Path newBacking = none ? null : ChainOpener.resolveNewBacking(image, backing, format, options);
         if (!unsafe) {
-            Path folder = image.toAbsolutePath().getParent();
-            try (Disk top = Images.open(image, ImageOptions.defaults());
-                    Disk next = none ? null : Images.open(folder.resolve(backing), ImageOptions.builder().readOnly(true)
-                            .build());
-                    Arena arena = Arena.ofConfined()) {
-                copyDifferences(top, next, arena, progress);
+            try (Disk top = Images.open(image, options.toBuilder().readOnly(false).build());
+                    Disk next = none ? null : openNewBacking(newBacking, backing, options)) {
+                copyDifferences(top, next, progress);
                 top.flush();
             }
         }
@@ -52,6 +62,26 @@ public final class Rebase {
             BackingFileChange.change(f, h, none ? null : backing, none ? null : format);
         }
         progress.accept(100);
+    }
+
+    private static Disk openNewBacking(Path path, String name, ImageOptions options) throws IOException {
+        try {
+            return Images.open(path, options.toBuilder().readOnly(true).build());
+        } catch (NoSuchFileException e) {
+            throw new IOException("Could not open new backing file '" + name + "': Could not open '" + name
+                    + "': No such file or directory", e); // qemu-img's line
+        }
+    }
+
+    /**
+     * The copy step of a safe rebase: writes into {@code top} every range it does not hold itself where its
+     * current backing chain and {@code next} (null: none) read differently. Nothing is flushed. At every point
+     * {@code top} reads as before (what is copied is what it read there).
+     */
+    public static void copyDifferences(Disk top, Disk next, DoubleConsumer progress) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            copyDifferences(top, next, arena, progress);
+        }
     }
 
     private static void copyDifferences(Disk top, Disk next, Arena arena, DoubleConsumer progress) throws IOException {

@@ -5,6 +5,8 @@ import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -23,6 +25,13 @@ public final class Resize {
     /** The image format: probed (qcow2 by its magic, else raw), or given. */
     public enum Format { PROBE, QCOW2, RAW }
 
+    /**
+     * What the new space of a grown image gets ({@code --preallocation}): nothing; host clusters for every
+     * new guest cluster (qcow2 only; qcow2j writes their zeros, where QEMU leaves the file sparse there);
+     * file space allocated by the file system; zeros written.
+     */
+    public enum Preallocation { OFF, METADATA, FALLOC, FULL }
+
     private Resize() {}
 
     /**
@@ -34,13 +43,35 @@ public final class Resize {
      *     qcow2, a shrink without {@code allowShrink}, a version 2 qcow2 image with snapshots)
      */
     public static void resize(Path image, Format format, long newSize, boolean allowShrink) throws IOException {
+        resize(image, format, newSize, allowShrink, ImageOptions.defaults());
+    }
+
+    /**
+     * {@link #resize(Path, Format, long, boolean)} with the image (and its backing chain, whose size decides
+     * what the new space reads) opened with {@code options} ({@link ImageOptions#untrusted()} applies; the
+     * image is opened read/write whatever {@code readOnly} says).
+     */
+    public static void resize(Path image, Format format, long newSize, boolean allowShrink, ImageOptions options)
+            throws IOException {
+        resize(image, format, newSize, allowShrink, Preallocation.OFF, options);
+    }
+
+    /**
+     * {@link #resize(Path, Format, long, boolean, ImageOptions)} with the new space preallocated as qemu-img
+     * resize {@code --preallocation} does.
+     *
+     * @throws IllegalArgumentException also for preallocation with a shrink, and {@code METADATA} for raw
+     */
+    public static void resize(Path image, Format format, long newSize, boolean allowShrink, Preallocation prealloc,
+            ImageOptions options) throws IOException {
+        ImageOptions ro = options.toBuilder().readOnly(true).build();
+        ImageOptions rw = options.toBuilder().readOnly(false).build();
         if (newSize <= 0) {
             throw new IllegalArgumentException("New image size must be positive");
         }
         boolean qcow2;
         long current;
-        try (Disk d = format == Format.QCOW2 ? Images.openQcow2(image, ImageOptions.builder().readOnly(true).build())
-                : Images.open(image, ImageOptions.builder().readOnly(true).build())) {
+        try (Disk d = format == Format.QCOW2 ? Images.openQcow2(image, ro) : Images.open(image, ro)) {
             qcow2 = d.format().equals("qcow2");
             if (format == Format.RAW && qcow2) {
                 qcow2 = false; // a raw disk whose guest wrote a qcow2 header: the file is resized as it is
@@ -54,9 +85,20 @@ public final class Resize {
         if (newSize < current && !allowShrink) {
             throw new ShrinkRefusedException();
         }
+        if (prealloc != Preallocation.OFF && newSize < current) {
+            throw new IllegalArgumentException("Preallocation can only be used for growing images");
+        }
         if (!qcow2) {
+            if (prealloc == Preallocation.METADATA) {
+                throw new IllegalArgumentException("Unsupported preallocation mode: metadata");
+            }
             try (AlignedFile f = AlignedFile.open(image, IoMode.BUFFERED, StandardOpenOption.READ,
                     StandardOpenOption.WRITE)) {
+                if (prealloc == Preallocation.FALLOC && newSize > current) {
+                    f.zeroRange(current, newSize - current); // allocated by the file system (FALLOC_FL_ZERO_RANGE)
+                } else if (prealloc == Preallocation.FULL && newSize > current) {
+                    writeZeros(current, newSize, f::write);
+                }
                 f.truncate(newSize);
             }
             return;
@@ -68,16 +110,38 @@ public final class Resize {
             return;
         }
         long backingEnd;
-        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, ImageOptions.defaults())) {
+        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, rw)) {
             backingEnd = img.backing().map(Disk::size).orElse(0L);
             ImageResize.resize(img, newSize);
         }
         long zeroEnd = Math.min(newSize, backingEnd);
         if (zeroEnd > current) {
             // the new space reads as zeros, not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE)
-            try (Disk d = Images.openQcow2(image, ImageOptions.defaults())) {
+            try (Disk d = Images.openQcow2(image, rw)) {
                 d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
                 d.flush();
+            }
+        }
+        if (prealloc != Preallocation.OFF && newSize > current) {
+            // every new guest cluster gets a host cluster: zeros written through the allocating write path
+            try (Disk d = Images.openQcow2(image, rw)) {
+                writeZeros(current, newSize, d::write);
+                d.flush();
+            }
+        }
+    }
+
+    private interface Writer {
+        void write(long offset, MemorySegment src) throws IOException;
+    }
+
+    private static void writeZeros(long from, long to, Writer w) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment zeros = arena.allocate(1 << 20, 4096);
+            for (long pos = from; pos < to; ) {
+                long n = Math.min(zeros.byteSize() - (pos & (zeros.byteSize() - 1)), to - pos);
+                w.write(pos, zeros.asSlice(0, n));
+                pos += n;
             }
         }
     }

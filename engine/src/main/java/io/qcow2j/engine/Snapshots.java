@@ -28,15 +28,28 @@ public final class Snapshots {
 
     /** The image's snapshots in table order (opened read-only). */
     public static List<Qcow2Snapshot> list(Path image) throws IOException {
-        try (Qcow2Image img = open(image, true)) {
+        return list(image, ImageOptions.defaults());
+    }
+
+    /**
+     * {@link #list(Path)} with the image opened with {@code options}; so do the other operations' overloads
+     * ({@link ImageOptions#untrusted()} applies to the backing chain an open reads; read/write as needed,
+     * whatever {@code readOnly} says).
+     */
+    public static List<Qcow2Snapshot> list(Path image, ImageOptions options) throws IOException {
+        try (Qcow2Image img = open(image, true, options)) {
             return InternalSnapshots.list(img);
         }
     }
 
     /** Creates a snapshot named {@code name} of the image as it is now, dated now; returns its table entry. */
     public static Qcow2Snapshot create(Path image, String name) throws IOException {
+        return create(image, name, ImageOptions.defaults());
+    }
+
+    public static Qcow2Snapshot create(Path image, String name, ImageOptions options) throws IOException {
         Instant now = Instant.now();
-        try (Qcow2Image img = open(image, false)) {
+        try (Qcow2Image img = open(image, false, options)) {
             return InternalSnapshots.create(img, name, now.getEpochSecond(), now.getNano());
         }
     }
@@ -47,13 +60,17 @@ public final class Snapshots {
      * @throws SnapshotNotFoundException if there is no such snapshot
      */
     public static Qcow2Snapshot apply(Path image, String idOrName) throws IOException {
-        try (Qcow2Image img = open(image, false)) {
+        return apply(image, idOrName, ImageOptions.defaults());
+    }
+
+    public static Qcow2Snapshot apply(Path image, String idOrName, ImageOptions options) throws IOException {
+        try (Qcow2Image img = open(image, false, options)) {
             var sn = InternalSnapshots.find(InternalSnapshots.list(img), idOrName);
             if (sn.isPresent() && sn.get().l1Size() > img.l1Table().length) {
                 ImageResize.resize(img, sn.get().diskSize()); // its L1 table must fit: grown first, as QEMU does
             }
         }
-        try (Qcow2Image img = open(image, false)) {
+        try (Qcow2Image img = open(image, false, options)) {
             return InternalSnapshots.apply(img, idOrName);
         }
     }
@@ -64,13 +81,16 @@ public final class Snapshots {
      * @throws SnapshotNotFoundException if no snapshot has that name
      */
     public static Qcow2Snapshot delete(Path image, String name) throws IOException {
-        try (Qcow2Image img = open(image, false)) {
+        return delete(image, name, ImageOptions.defaults());
+    }
+
+    public static Qcow2Snapshot delete(Path image, String name, ImageOptions options) throws IOException {
+        try (Qcow2Image img = open(image, false, options)) {
             return InternalSnapshots.delete(img, name);
         }
     }
 
-    private static Qcow2Image open(Path image, boolean readOnly) throws IOException {
-        ImageOptions options = readOnly ? ImageOptions.builder().readOnly(true).build() : ImageOptions.defaults();
-        return (Qcow2Image) Images.openQcow2(image, options);
+    private static Qcow2Image open(Path image, boolean readOnly, ImageOptions options) throws IOException {
+        return (Qcow2Image) Images.openQcow2(image, options.toBuilder().readOnly(readOnly).build());
     }
 }

@@ -199,6 +199,27 @@ public final class ChainOpener {
         }
     }
 
+    /**
+     * Where the backing file {@code backingName} of format {@code format} (null: none given) that the image
+     * at {@code image} is about to be given (a rebase) is, by the rules {@code options} set for backing
+     * names stored in images: under {@link ImageOptions#untrusted()} the name must pass what an untrusted
+     * image's backing name must pass.
+     *
+     * @throws Qcow2FormatException naming what is refused
+     */
+    public static Path resolveNewBacking(Path image, String backingName, String format, ImageOptions options)
+            throws IOException {
+        if (!options.untrusted()) {
+            return image.toAbsolutePath().getParent().resolve(backingName); // as the user named it
+        }
+        BackingPolicy policy = BackingPolicy.of(options, image.toRealPath());
+        Path p = policy.resolve(image.toRealPath(), backingName, format, image.toString());
+        if (Files.exists(p)) {
+            policy.checkReal(p.toRealPath(), backingName);
+        }
+        return p;
+    }
+
     /** QEMU's rule: relative backing names are relative to the folder of the image naming them. */
     public static Path resolveBacking(Path image, String backingName, String imageName) throws Qcow2FormatException {
         String n = backingName;

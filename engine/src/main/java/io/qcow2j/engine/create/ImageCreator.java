@@ -73,17 +73,6 @@ public final class ImageCreator {
     /** Bytes written per call when writing long tables. */
     private static final int CHUNK = 1 << 20;
 
-    /** The feature name table QEMU writes, in its order. */
-    private static final List<FeatureName> FEATURE_NAMES = List.of(
-            incompatible(Qcow2Header.INCOMPAT_DIRTY, "dirty bit"),
-            incompatible(Qcow2Header.INCOMPAT_CORRUPT, "corrupt bit"),
-            incompatible(Qcow2Header.INCOMPAT_DATA_FILE, "external data file"),
-            incompatible(Qcow2Header.INCOMPAT_COMPRESSION, "compression type"),
-            incompatible(Qcow2Header.INCOMPAT_EXTL2, "extended L2 entries"),
-            new FeatureName(FeatureName.Type.COMPATIBLE, bit(Qcow2Header.COMPAT_LAZY_REFCOUNTS), "lazy refcounts"),
-            new FeatureName(FeatureName.Type.AUTOCLEAR, bit(Qcow2Header.AUTOCLEAR_BITMAPS), "bitmaps"),
-            new FeatureName(FeatureName.Type.AUTOCLEAR, bit(Qcow2Header.AUTOCLEAR_DATA_FILE_RAW), "raw external data"));
-
     private ImageCreator() {}
     /** See {@link CreateOptions#validate()}. */
     public static void validate(CreateOptions o) {
@@ -400,7 +389,7 @@ public final class ImageCreator {
             at += 8 + pad8(o.backingFormat().getBytes(StandardCharsets.UTF_8).length);
         }
         if (hasFeatureTable(o)) {
-            at += 8 + FEATURE_NAMES.size() * FeatureName.ENTRY_SIZE;
+            at += 8 + FeatureName.QEMU_TABLE.size() * FeatureName.ENTRY_SIZE;
         }
         return at + 8;
     }
@@ -446,15 +435,7 @@ public final class ImageCreator {
                     o.backingFormat().getBytes(StandardCharsets.UTF_8));
         }
         if (hasFeatureTable(o)) {
-            byte[] table = new byte[FEATURE_NAMES.size() * FeatureName.ENTRY_SIZE];
-            for (int i = 0; i < FEATURE_NAMES.size(); i++) {
-                FeatureName f = FEATURE_NAMES.get(i);
-                int e = i * FeatureName.ENTRY_SIZE;
-                table[e] = (byte) f.type().ordinal();
-                table[e + 1] = (byte) f.bit();
-                byte[] name = f.name().getBytes(StandardCharsets.US_ASCII);
-                System.arraycopy(name, 0, table, e + 2, Math.min(name.length, FeatureName.NAME_SIZE));
-            }
+            byte[] table = FeatureName.encode(FeatureName.QEMU_TABLE);
             at = extension(h, at, HeaderExtensions.FEATURE_NAME_TABLE, table);
         }
         at = extension(h, at, HeaderExtensions.END, new byte[0]);
@@ -487,11 +468,4 @@ public final class ImageCreator {
         return (a + b - 1) / b;
     }
 
-    private static FeatureName incompatible(long mask, String name) {
-        return new FeatureName(FeatureName.Type.INCOMPATIBLE, bit(mask), name);
-    }
-
-    private static int bit(long mask) {
-        return Long.numberOfTrailingZeros(mask);
-    }
 }

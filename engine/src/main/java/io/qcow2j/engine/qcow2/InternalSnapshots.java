@@ -125,7 +125,7 @@ public final class InternalSnapshots {
                 s.header.size(), 0, SnapshotTableWriter.EXTRA_DATA);
         List<Qcow2Snapshot> table = new ArrayList<>(old);
         table.add(sn);
-        SnapshotTableWriter.replace(s, table, s.header.snapshotsOffset(), storedSize(old));
+        SnapshotTableWriter.replace(s, table, s.header.snapshotsOffset(), SnapshotTableWriter.storedSize(old));
         return sn;
     }
 
@@ -136,7 +136,7 @@ public final class InternalSnapshots {
         long[] snL1 = readL1(sn);
         List<Qcow2Snapshot> table = new ArrayList<>(old);
         table.remove(sn);
-        SnapshotTableWriter.replace(s, table, s.header.snapshotsOffset(), storedSize(old));
+        SnapshotTableWriter.replace(s, table, s.header.snapshotsOffset(), SnapshotTableWriter.storedSize(old));
         refs.change(snL1, -1);
         if (snL1.length > 0) {
             s.refcounts.free(sn.l1TableOffset(), 8L * snL1.length);
@@ -189,17 +189,6 @@ public final class InternalSnapshots {
             }
         }
         return Long.toString(max + 1);
-    }
-
-    /** Bytes the table of {@code snapshots} occupies in the file now (entries as they were read). */
-    private static long storedSize(List<Qcow2Snapshot> snapshots) {
-        long n = 0;
-        for (Qcow2Snapshot sn : snapshots) {
-            n = (n + 7) & ~7L;
-            n += Qcow2Snapshot.HEADER_SIZE + sn.extraDataSize() + sn.id().getBytes(StandardCharsets.UTF_8).length
-                    + sn.name().getBytes(StandardCharsets.UTF_8).length;
-        }
-        return n;
     }
 
     private long[] readL1(Qcow2Snapshot sn) throws IOException {

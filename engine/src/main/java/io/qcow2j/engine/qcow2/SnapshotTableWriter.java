@@ -7,7 +7,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Writes a whole snapshot table to newly allocated clusters and then points the header at it (QEMU's
@@ -15,8 +17,9 @@ import java.util.List;
  * {@code nb_snapshots} and {@code snapshots_offset} change, in one 12-byte write, so a crash leaves either
  * the old table or the new one (and at worst leaked clusters). The old table is freed afterwards.
  *
- * <p>Every entry is written with 24 bytes of extra data (64-bit VM state size, virtual disk size, icount),
- * as QEMU 7.2 writes them; extra data past those fields in an existing entry is not kept.
+ * <p>Every entry is written with at least 24 bytes of extra data (64-bit VM state size, virtual disk size,
+ * icount), as QEMU 7.2 writes them; extra data past those fields in an existing entry (a newer writer's
+ * fields) is kept as it was, as QEMU keeps it.
  */
 final class SnapshotTableWriter {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
@@ -28,20 +31,55 @@ final class SnapshotTableWriter {
 
     private SnapshotTableWriter() {}
 
-    /** Bytes of one entry in the table, padded to 8. */
-    static long entrySize(Qcow2Snapshot sn) {
-        long n = Qcow2Snapshot.HEADER_SIZE + EXTRA_DATA + sn.id().getBytes(StandardCharsets.UTF_8).length
+    /** Bytes of one entry in the table, padded to 8, with {@code extra} bytes of extra data. */
+    private static long entrySize(Qcow2Snapshot sn, long extra) {
+        long n = Qcow2Snapshot.HEADER_SIZE + extra + sn.id().getBytes(StandardCharsets.UTF_8).length
                 + sn.name().getBytes(StandardCharsets.UTF_8).length;
         return (n + 7) & ~7L;
     }
 
-    /** Bytes of the table holding {@code snapshots}. */
-    static long tableSize(List<Qcow2Snapshot> snapshots) {
+    /** Bytes the table of {@code snapshots} occupies in the file now (entries as they were read). */
+    static long storedSize(List<Qcow2Snapshot> snapshots) {
         long n = 0;
         for (Qcow2Snapshot sn : snapshots) {
-            n += entrySize(sn);
+            n = (n + 7) & ~7L; // as QEMU counts snapshots_size: the last entry unpadded
+            n += Qcow2Snapshot.HEADER_SIZE + sn.extraDataSize() + sn.id().getBytes(StandardCharsets.UTF_8).length
+                    + sn.name().getBytes(StandardCharsets.UTF_8).length;
         }
         return n;
+    }
+
+    /** The extra data of each entry of the table at {@code offset} with more than we write, by {@link #key}. */
+    private static Map<String, byte[]> longExtraData(ImageState s, long offset, long size) throws IOException {
+        Map<String, byte[]> out = new HashMap<>();
+        if (offset == 0 || size <= 0 || size > Qcow2Snapshot.MAX_TABLE_SIZE) {
+            return out;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment t = arena.allocate(size);
+            s.file.readFully(offset, t);
+            for (long pos = 0; pos + Qcow2Snapshot.HEADER_SIZE <= size; ) {
+                long l1 = t.get(BE64, pos);
+                int idLen = Short.toUnsignedInt(t.get(BE16, pos + 12));
+                int nameLen = Short.toUnsignedInt(t.get(BE16, pos + 14));
+                int extra = t.get(BE32, pos + 36);
+                long end = pos + Qcow2Snapshot.HEADER_SIZE + (long) extra + idLen + nameLen;
+                if (extra < 0 || end > size) {
+                    break; // the reader checked the table; a short one has nothing more to keep
+                }
+                long x = pos + Qcow2Snapshot.HEADER_SIZE;
+                if (extra > EXTRA_DATA) {
+                    byte[] id = t.asSlice(x + extra, idLen).toArray(ValueLayout.JAVA_BYTE);
+                    out.put(key(new String(id, StandardCharsets.UTF_8), l1), t.asSlice(x, extra).toArray(ValueLayout.JAVA_BYTE));
+                }
+                pos = (end + 7) & ~7L;
+            }
+        }
+        return out;
+    }
+
+    private static String key(String id, long l1TableOffset) {
+        return id + "@" + l1TableOffset;
     }
 
     /**
@@ -49,7 +87,12 @@ final class SnapshotTableWriter {
      * {@code snapshots}. Holds the metadata lock.
      */
     static void replace(ImageState s, List<Qcow2Snapshot> snapshots, long oldOffset, long oldSize) throws IOException {
-        long size = tableSize(snapshots);
+        Map<String, byte[]> kept = longExtraData(s, oldOffset, oldSize);
+        long size = 0;
+        for (Qcow2Snapshot sn : snapshots) {
+            byte[] x = kept.get(key(sn.id(), sn.l1TableOffset()));
+            size += entrySize(sn, x == null ? EXTRA_DATA : x.length);
+        }
         if (size > Qcow2Snapshot.MAX_TABLE_SIZE) {
             throw new IOException(s.filename + ": snapshot table too large");
         }
@@ -61,7 +104,7 @@ final class SnapshotTableWriter {
                 MemorySegment buf = arena.allocate((long) clusters * s.clusterSize);
                 long pos = 0;
                 for (Qcow2Snapshot sn : snapshots) {
-                    pos = encode(buf, pos, sn);
+                    pos = encode(buf, pos, sn, kept.get(key(sn.id(), sn.l1TableOffset())));
                 }
                 s.file.write(offset, buf);
             }
@@ -80,7 +123,9 @@ final class SnapshotTableWriter {
         }
     }
 
-    private static long encode(MemorySegment b, long pos, Qcow2Snapshot sn) {
+    /** Encodes {@code sn} at {@code pos} with the extra data past our fields taken from {@code stored} (or none). */
+    private static long encode(MemorySegment b, long pos, Qcow2Snapshot sn, byte[] stored) {
+        int extra = stored == null ? EXTRA_DATA : stored.length;
         byte[] id = sn.id().getBytes(StandardCharsets.UTF_8);
         byte[] name = sn.name().getBytes(StandardCharsets.UTF_8);
         b.set(BE64, pos, sn.l1TableOffset());
@@ -92,12 +137,15 @@ final class SnapshotTableWriter {
         b.set(BE64, pos + 24, sn.vmClockNanos());
         // a VM state that does not fit 32 bits is 0 here, so that old readers see a disk-only snapshot
         b.set(BE32, pos + 32, sn.vmStateSize() <= 0xffff_ffffL ? (int) sn.vmStateSize() : 0);
-        b.set(BE32, pos + 36, EXTRA_DATA);
+        b.set(BE32, pos + 36, extra);
         long x = pos + Qcow2Snapshot.HEADER_SIZE;
+        if (stored != null) {
+            MemorySegment.copy(MemorySegment.ofArray(stored), 0, b, x, stored.length);
+        }
         b.set(BE64, x, sn.vmStateSize());
         b.set(BE64, x + 8, sn.diskSize());
         b.set(BE64, x + 16, sn.icount());
-        x += EXTRA_DATA;
+        x += extra;
         MemorySegment.copy(MemorySegment.ofArray(id), 0, b, x, id.length);
         x += id.length;
         MemorySegment.copy(MemorySegment.ofArray(name), 0, b, x, name.length);

@@ -3,10 +3,14 @@ package io.qcow2j.proptest.crash;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.qcow2.CompatibleFeatures;
 import io.qcow2j.engine.qcow2.ImageResize;
 import io.qcow2j.engine.qcow2.InternalSnapshots;
 import io.qcow2j.engine.qcow2.MakeEmpty;
 import io.qcow2j.engine.qcow2.Qcow2Image;
+import io.qcow2j.engine.qcow2.RefcountOrderChange;
+import io.qcow2j.engine.qcow2.VersionChange;
 import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -19,8 +23,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Crash points of the table-rewriting operations (snapshot create, delete, apply; resize grow with the L1
- * table moved, and shrink; emptying an image after commit): every crash state of the operation's write log (each point, each way of
+ * Crash points of the table-rewriting operations (snapshot create, delete, apply, create with extra data to
+ * keep; resize grow with the L1 table moved, and shrink; emptying an image after commit; amend's compat
+ * downgrade with zero clusters over a backing file and upgrade, refcount width widened and narrowed, lazy
+ * refcounts turned on): every crash state of the operation's write log (each point, each way of
  * treating the unsynced writes, torn writes) is checked by {@code qemu-img check} and must be consistent:
  * clean, leaked clusters, or at worst clusters whose refcount dropped to 1 before their COPIED flag was set
  * (harmless: they are copied on the next write; {@code check -r all} sets the flag). The guest content must
@@ -32,31 +38,42 @@ class SurgeryCrashTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink",
-        "make-empty"})
+        "make-empty", "compat-downgrade", "compat-upgrade", "refcount-bits-64", "refcount-bits-4", "lazy-refcounts-on",
+        "snapshot-create-extra-data"})
     void everyCrashPointIsConsistent(String op) throws IOException {
-        Path top = Qemu.create(dir, "top.qcow2", "cluster_size=4096", "1M");
-        Qemu.io(top, "write -P 1 0 256k", "write -P 2 512k 64k");
-        Qemu.img(dir, "snapshot", "-c", "old", "top.qcow2");
-        Qemu.io(top, "write -P 3 64k 64k", "write -P 4 768k 8k");
+        TestImage image = setUp(op);
+        Path top = image.top();
         Path before = Files.copy(top, dir.resolve("before.qcow2"));
         byte[] bytes = Files.readAllBytes(top);
-        TestImage image = new TestImage(top.toRealPath(), bytes, null, null, new byte[1 << 20], 4096, 3, 1 << 20);
         RecordingFile rec = RecordingFile.inMemory(image.top(), bytes);
         ImageOptions options = ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build();
-        try (Qcow2Image img = image.open(rec, options)) {
-            switch (op) {
-                case "snapshot-create" -> InternalSnapshots.create(img, "new", 1, 0);
-                case "snapshot-delete" -> InternalSnapshots.delete(img, "old");
-                case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
-                case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
-                case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
-                case "make-empty" -> MakeEmpty.makeEmpty(img); // commit's last step
-                default -> throw new AssertionError(op);
+        if (op.equals("lazy-refcounts-on")) {
+            CompatibleFeatures.set(rec, Qcow2Header.COMPAT_LAZY_REFCOUNTS, true); // on the closed image
+        } else {
+            try (Qcow2Image img = image.open(rec, options)) {
+                switch (op) {
+                    case "snapshot-create" -> InternalSnapshots.create(img, "new", 1, 0);
+                    case "snapshot-create-extra-data" -> InternalSnapshots.create(img, "new", 1, 0);
+                    case "snapshot-delete" -> InternalSnapshots.delete(img, "old");
+                    case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
+                    case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
+                    case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
+                    case "make-empty" -> MakeEmpty.makeEmpty(img); // commit's last step
+                    case "compat-downgrade" -> VersionChange.change(img, 2);
+                    case "compat-upgrade" -> VersionChange.change(img, 3);
+                    case "refcount-bits-64" -> RefcountOrderChange.change(img, 64);
+                    case "refcount-bits-4" -> RefcountOrderChange.change(img, 4);
+                    default -> throw new AssertionError(op);
+                }
             }
         }
         Path after = dir.resolve("after.qcow2");
         Files.write(after, rec.content());
         Qemu.requireClean(after, op + " completed");
+        if (op.equals("snapshot-create-extra-data")) {
+            assertThat(SnapshotExtraData.of(after, 0)).as("the old snapshot's extra data, kept")
+                    .isEqualTo(SnapshotExtraData.of(before, 0));
+        }
 
         CrashSimulator sim = rec.crashSimulator();
         Random rnd = new Random(14);
@@ -79,7 +96,35 @@ class SurgeryCrashTest {
             }
         }
         assertThat(problems).as("%s: %d crash states", op, states).isEmpty();
-        assertThat(states).isGreaterThan(5);
+        assertThat(states).isGreaterThan(op.equals("lazy-refcounts-on") ? 1 : 5); // that one is a single write
+    }
+
+    /**
+     * The image of {@code op}: 4 KiB clusters, data, snapshot "old", more data; for the version changes zero
+     * clusters and a backing file too (a downgrade allocates zero clusters over one), version 2 for the
+     * upgrade; for the extra data a snapshot entry with 8 bytes of extra data past QEMU's fields.
+     */
+    private TestImage setUp(String op) throws IOException {
+        String options = op.equals("compat-upgrade") ? "cluster_size=4096,compat=0.10" : "cluster_size=4096";
+        String[] before = {"write -P 1 0 256k", "write -P 2 512k 64k"};
+        String[] after = {"write -P 3 64k 64k", "write -P 4 768k 8k"};
+        if (op.startsWith("compat")) {
+            TestImage image = TestImage.create(dir, options, 1 << 20, "cluster_size=65536", 14, before);
+            Qemu.img(dir, "snapshot", "-c", "old", "top.qcow2");
+            Qemu.io(image.top(), after);
+            if (op.equals("compat-downgrade")) {
+                Qemu.io(image.top(), "write -z 64k 4k", "write -z 8k 8k", "write -z -u 900k 8k", "write -z 520k 4k");
+            }
+            return image;
+        }
+        Path top = Qemu.create(dir, "top.qcow2", options, "1M");
+        Qemu.io(top, before);
+        Qemu.img(dir, "snapshot", "-c", "old", "top.qcow2");
+        Qemu.io(top, after);
+        if (op.equals("snapshot-create-extra-data")) {
+            SnapshotExtraData.extend(top, 0, new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
+        }
+        return new TestImage(top.toRealPath(), Files.readAllBytes(top), null, null, new byte[1 << 20], 4096, 3, 1 << 20);
     }
 
     /** Errors only of the kind "refcount 1 without COPIED" (what a crash between the two updates leaves). */
