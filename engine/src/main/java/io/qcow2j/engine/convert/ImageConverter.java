@@ -21,6 +21,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * {@code qemu-img convert -O qcow2}: copies the concatenated sources into a qcow2 image, chunk by chunk.
@@ -41,6 +43,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class ImageConverter {
     /** Bytes one worker copies at once (qemu-img's buffer, and the largest cluster size). */
     static final int CHUNK = 2 << 20;
+    /** Chunks handed out per worker before the main thread waits: each worker has the next one queued. */
+    private static final int IN_FLIGHT_PER_WORKER = 2;
 
     private final SourceMap map;
     private final Qcow2Disk target;
@@ -54,8 +58,14 @@ public final class ImageConverter {
      */
     private final ThreadLocal<MemorySegment> buffer = ThreadLocal.withInitial(
             () -> Arena.ofAuto().allocate(CHUNK, 4096));
-    /** Index of the chunk whose turn it is to write (in-order mode). Guarded by {@code this}. */
-    private long turn;
+    /**
+     * Index of the chunk whose turn it is to write (in-order mode); only the chunk holding the turn changes
+     * it. A chunk waiting for its turn parks in {@link #waiters} at its index modulo the slots: at most
+     * {@code 2 * parallel} chunks are in flight (the main thread's semaphore), so their slots differ, and
+     * ending a turn wakes exactly the next chunk instead of every waiting worker.
+     */
+    private volatile long turn;
+    private final AtomicReferenceArray<Thread> waiters;
 
     private ImageConverter(SourceMap map, Qcow2Disk target, ConvertOptions o) {
         this.map = map;
@@ -66,6 +76,7 @@ public final class ImageConverter {
         this.block = (sparse + cs - 1) / cs * cs;
         this.zerosNeedWriting = o.sparseSize() == 0 || target.backing().isPresent()
                 || (o.targetExists() && !o.targetIsZero());
+        this.waiters = new AtomicReferenceArray<>(IN_FLIGHT_PER_WORKER * o.parallel() + 2);
     }
 
     /**
@@ -104,7 +115,7 @@ public final class ImageConverter {
             t.setDaemon(true);
             return t;
         });
-        Semaphore inFlight = new Semaphore(o.parallel() * 2);
+        Semaphore inFlight = new Semaphore(o.parallel() * IN_FLIGHT_PER_WORKER);
         List<Future<?>> futures = new ArrayList<>();
         long index = 0;
         try {
@@ -174,8 +185,12 @@ public final class ImageConverter {
         o.progress().accept(size == 0 ? 100 : Math.min(100.0, d * 100.0 / size));
     }
 
-    /** One write of a chunk's plan. */
-    private record Write(long offset, long length, boolean zeros) {}
+    /** One write of a chunk's plan; {@code compressed}: prepared before the chunk's turn, committed in it. */
+    private record Write(long offset, long length, boolean zeros, Qcow2Disk.CompressedWrite compressed) {
+        Write(long offset, long length, boolean zeros) {
+            this(offset, length, zeros, null);
+        }
+    }
 
     /** Copies {@code [start, end)} (the rest of one chunk); its writes wait for the chunk's turn. */
     private void copyChunk(long index, long start, long end) throws IOException {
@@ -192,6 +207,15 @@ public final class ImageConverter {
                 }
             }
             writes = plan(parts, start, end, buf);
+            if (o.compress()) { // compressed here, in parallel with the other workers; only the commit waits its turn
+                for (int i = 0; i < writes.size(); i++) {
+                    Write w = writes.get(i);
+                    if (!w.zeros() && wholeClusters(w)) {
+                        writes.set(i, new Write(w.offset(), w.length(), false,
+                                target.prepareCompressed(w.offset(), buf.asSlice(w.offset() - start, w.length()))));
+                    }
+                }
+            }
         } catch (IOException | RuntimeException e) {
             if (!o.outOfOrder()) {
                 awaitTurn(index); // give the turn on, or the chunks after this one would wait for ever
@@ -206,8 +230,8 @@ public final class ImageConverter {
             for (Write w : writes) {
                 if (w.zeros()) {
                     target.writeZeroes(w.offset(), w.length(), ZeroFlag.unmapIf(true));
-                } else if (o.compress() && wholeClusters(w)) {
-                    target.writeCompressed(w.offset(), buf.asSlice(w.offset() - start, w.length()));
+                } else if (w.compressed() != null) {
+                    w.compressed().commit();
                 } else {
                     target.write(w.offset(), buf.asSlice(w.offset() - start, w.length()));
                 }
@@ -293,19 +317,33 @@ public final class ImageConverter {
         return true;
     }
 
-    private synchronized void awaitTurn(long index) {
-        while (turn != index) {
-            try {
-                wait();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted", e);
+    private void awaitTurn(long index) {
+        if (turn == index) {
+            return;
+        }
+        int slot = (int) (index % waiters.length());
+        Thread me = Thread.currentThread();
+        waiters.set(slot, me); // before reading the turn again: endTurn writes the turn, then reads the slot
+        try {
+            while (turn != index) {
+                LockSupport.park(this);
+                if (Thread.interrupted()) {
+                    me.interrupt();
+                    throw new IllegalStateException("interrupted");
+                }
             }
+        } finally {
+            waiters.compareAndSet(slot, me, null);
         }
     }
 
-    private synchronized void endTurn() {
-        turn++;
-        notifyAll();
+    /** Called by the chunk holding the turn only. */
+    private void endTurn() {
+        long next = turn + 1;
+        turn = next;
+        Thread t = waiters.get((int) (next % waiters.length()));
+        if (t != null) {
+            LockSupport.unpark(t);
+        }
     }
 }

@@ -186,6 +186,14 @@ public final class Qcow2Image implements Qcow2Disk {
         write(offset, src, compressedWriter::write);
     }
 
+    @Override
+    public CompressedWrite prepareCompressed(long offset, MemorySegment src) throws IOException {
+        Ranges.check(offset, src.byteSize(), s.header.size(), s.filename);
+        s.requireWritable();
+        CompressedClusterWriter.Prepared p = compressedWriter.prepare(offset, src);
+        return () -> write(offset, src, (o, b) -> compressedWriter.commit(p));
+    }
+
     /** A data write of one kind: plain or compressed. */
     private interface DataWrite {
         void write(long offset, MemorySegment src) throws IOException;
