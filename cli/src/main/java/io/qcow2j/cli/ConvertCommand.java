@@ -29,9 +29,11 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code qcow2j convert}: writes the guest disk of a qcow2 image (through its backing chain) to a sparse
- * raw file, as {@code qemu-img convert -O raw}: the file has the virtual size, ranges that read as zeros
- * (by block status, or found all-zero in 4 KiB blocks of data) are left as holes, the rest is written.
+ * {@code qcow2j convert}: {@code -O qcow2} is {@link Qcow2Output}; {@code -O raw} writes the guest disks of
+ * qcow2 images (through their backing chains, one after the other) to a sparse raw file, as
+ * {@code qemu-img convert -O raw}: the file has the total size, ranges that read as zeros (by block status,
+ * or found all-zero in 4 KiB blocks of data, aligned in the output) are left as holes, the rest is written.
+ * {@code -l} reads the (first) source as of an internal snapshot.
  */
 @Command(name = "convert", sortOptions = false, mixinStandardHelpOptions = true,
         header = "Convert images to a qcow2 image or a raw file, as qemu-img convert does.",
