@@ -3,7 +3,10 @@
 # same source: a qcow2 image of mixed content (per 64 MiB: 16 MiB random data, 16 MiB text, 16 MiB written
 # zeros, 16 MiB hole), plus a 1 TiB sparse image. The two tools run alternately (the order rotates with the
 # repetition); the report prints medians and the ratio qemu-img time / qcow2j time (above 1: qcow2j faster).
-# Times are wall-clock of the whole command, the JVM's start included.
+# Times are wall-clock of the whole command, the JVM's start included. Every output is checked: qemu-img
+# compare with the source, and qemu-img check on qcow2j's. Each run's time goes to stderr as it ends; the
+# load average at the start and the end is printed with the table (say so when quoting numbers from a busy
+# machine).
 #
 #   bench/convert.sh             4 GiB source, 3 repetitions (a few minutes on 2 idle cores)
 #   bench/convert.sh --smoke     256 MiB source, 1 repetition (CI: about a minute)
@@ -65,10 +68,15 @@ run() { # tool label src args...
   if [ "$tool" = qemu ]; then qemu-img convert -O qcow2 "$@" "$from" "$out"; else ./qcow2j convert -O qcow2 "$@" "$from" "$out"; fi
   local t1; t1=$(now)
   qemu-img compare -q "$from" "$out" || { echo "convert.sh: $tool $label: output differs from the source" >&2; exit 1; }
+  if [ "$tool" = qcow2j ]; then
+    qemu-img check -q "$out" || { echo "convert.sh: $tool $label: qemu-img check is not clean" >&2; exit 1; }
+  fi
+  echo "convert.sh: rep $r $tool $label: $(( (t1 - t0) / 1000000 )) ms, $(stat -c %s "$out") bytes" >&2
   times[$tool,$label]+="$(( (t1 - t0) / 1000000 )) "
   sizes[$tool,$label]=$(stat -c %s "$out")
 }
 declare -A sizes
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 labels=("plain" "-m 8 -W" "-c" "-c -m 8 -W" "1 TiB sparse")
 for ((r = 0; r < reps; r++)); do
   for label in "${labels[@]}"; do
@@ -86,6 +94,7 @@ for ((r = 0; r < reps; r++)); do
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 echo "source: ${size_mib} MiB mixed (random, text, zeros, holes); $reps repetition(s); $(nproc) cores; dir $dir"
+echo "load average (1/5/15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| %-14s | %12s | %12s | %8s | %14s | %14s |\n' flags "qemu-img ms" "qcow2j ms" speedup "qemu-img bytes" "qcow2j bytes"
 printf '|%s|\n' "----------------|--------------|--------------|----------|----------------|----------------"
 for label in "${labels[@]}"; do

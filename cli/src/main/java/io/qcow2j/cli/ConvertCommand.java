@@ -2,7 +2,9 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ChainStatus;
+import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Qcow2Disk;
+import io.qcow2j.engine.SnapshotRef;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
@@ -14,6 +16,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,9 +29,11 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 /**
- * {@code qcow2j convert}: writes the guest disk of a qcow2 image (through its backing chain) to a sparse
- * raw file, as {@code qemu-img convert -O raw}: the file has the virtual size, ranges that read as zeros
- * (by block status, or found all-zero in 4 KiB blocks of data) are left as holes, the rest is written.
+ * {@code qcow2j convert}: {@code -O qcow2} is {@link Qcow2Output}; {@code -O raw} writes the guest disks of
+ * qcow2 images (through their backing chains, one after the other) to a sparse raw file, as
+ * {@code qemu-img convert -O raw}: the file has the total size, ranges that read as zeros (by block status,
+ * or found all-zero in 4 KiB blocks of data, aligned in the output) are left as holes, the rest is written.
+ * {@code -l} reads the (first) source as of an internal snapshot.
  */
 @Command(name = "convert", sortOptions = false, mixinStandardHelpOptions = true,
         header = "Convert images to a qcow2 image or a raw file, as qemu-img convert does.",
@@ -91,6 +96,10 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "-T", paramLabel = "SRC_CACHE", description = "Cache mode of the source (default writeback).")
     String sourceCache = "writeback";
 
+    @Option(names = "-l", paramLabel = "SNAPSHOT_PARAM", description = "Read the source as of an internal"
+            + " snapshot: an ID or name, or snapshot.id=ID[,snapshot.name=NAME] (then of the first source only).")
+    String snapshot;
+
     @Mixin
     ImageSource source = new ImageSource();
 
@@ -105,14 +114,16 @@ final class ConvertCommand implements Callable<Integer> {
     public Integer call() throws IOException {
         dst = files.getLast();
         src = files.getFirst();
+        List<String> sources = files.subList(0, files.size() - 1);
+        SnapshotRef snap = snapshotRef(snapshot, sources.size(), spec.commandLine().getErr());
         if (outputFormat.equals("qcow2")) {
-            return Qcow2Output.convert(this, files.subList(0, files.size() - 1));
+            return Qcow2Output.convert(this, sources, snap);
         }
         if (!outputFormat.equals("raw")) {
             throw new CommandFailure("Unknown file format '" + outputFormat + "'");
         }
-        if (files.size() > 2 || compress || backingFile != null || noCreate) {
-            throw new CommandFailure("qcow2j converts to raw from one source, without -c, -B or -n");
+        if (compress || backingFile != null || noCreate) {
+            throw new CommandFailure("qcow2j converts to raw without -c, -B or -n");
         }
         Map<String, String> opts = outputOptions(outputOptions);
         PrintWriter out = spec.commandLine().getOut();
@@ -136,11 +147,53 @@ final class ConvertCommand implements Callable<Integer> {
         }
         CacheMode dstCache = ImageSource.cacheMode(cache);
         CacheMode srcCache = ImageSource.cacheMode(sourceCache);
-        ImageSource.Spec s = source.spec(src, Main.imageOptions().cacheMode(srcCache).build());
-        try (ImageSource.Chain chain = ImageSource.openChain(s)) {
-            convert(chain, Path.of(dst), dstCache, prealloc, new Progress(out, progress && Progress.onTerminal()));
+        List<ImageSource.Chain> chains = new ArrayList<>();
+        try {
+            for (int i = 0; i < sources.size(); i++) {
+                ImageOptions.Builder o = Main.imageOptions().cacheMode(srcCache);
+                chains.add(ImageSource.openChain(source.spec(sources.get(i), (i == 0 ? o.snapshot(snap) : o).build())));
+            }
+            convert(chains, Path.of(dst), dstCache, prealloc, new Progress(out, progress && Progress.onTerminal()));
+        } finally {
+            for (ImageSource.Chain c : chains) {
+                c.close();
+            }
         }
         return 0;
+    }
+
+    /**
+     * The snapshot {@code -l} names, or null: {@code snapshot.id=…,snapshot.name=…} (qemu-img loads it in the
+     * first source only) or an ID-or-name (qemu-img refuses it with several sources), as qemu-img 7.2 parses it.
+     */
+    static SnapshotRef snapshotRef(String arg, int sources, PrintWriter err) {
+        if (arg == null) {
+            return null;
+        }
+        if (!arg.startsWith("snapshot.")) {
+            if (sources > 1) {
+                throw new CommandFailure("No support for concatenating multiple snapshot");
+            }
+            return SnapshotRef.idOrName(arg);
+        }
+        String id = null;
+        String name = null;
+        for (String part : arg.replace(",,", "\0").split(",", -1)) {
+            part = part.replace("\0", ",");
+            int eq = part.indexOf('=');
+            String k = eq < 0 ? part : part.substring(0, eq);
+            String v = eq < 0 ? "on" : part.substring(eq + 1);
+            switch (k) {
+                case "snapshot.id" -> id = v;
+                case "snapshot.name" -> name = v;
+                default -> {
+                    err.println("qcow2j: Invalid parameter '" + k + "'");
+                    err.flush();
+                    throw new CommandFailure("Failed in parsing snapshot param '" + arg + "'");
+                }
+            }
+        }
+        return SnapshotRef.of(id, name);
     }
 
     /** {@code -o key=value,...} of the raw output; a key without a value is a flag ({@code help}). */
@@ -167,10 +220,13 @@ final class ConvertCommand implements Callable<Integer> {
         return m;
     }
 
-    static void convert(ImageSource.Chain chain, Path dst, CacheMode cache, String prealloc, Progress progress)
+    /** Writes the sources' guest disks, one after the other, to the raw file {@code dst}. */
+    static void convert(List<ImageSource.Chain> chains, Path dst, CacheMode cache, String prealloc, Progress progress)
             throws IOException {
-        Qcow2Disk img = chain.top();
-        long size = img.size();
+        long size = 0;
+        for (ImageSource.Chain c : chains) {
+            size = Math.addExact(size, c.top().size());
+        }
         IoMode mode = cache == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
         if (Files.isDirectory(dst)) {
             throw new CommandFailure("Could not create '" + dst + "': Is a directory");
@@ -189,16 +245,21 @@ final class ConvertCommand implements Callable<Integer> {
             }
             MemorySegment buf = arena.allocate(BUFFER, 4096);
             MemorySegment zeros = arena.allocate(SPARSE, 4096);
-            ChainStatus layer = new ChainStatus(chain.layers(), chain.names());
             progress.set(0);
-            long offset = 0;
-            while (offset < size) {
-                ChainStatus.Extent e = layer.status(offset, Math.min(ChainStatus.PROBE, size - offset));
-                if (!e.zero()) {
-                    copy(img, out, e.start(), e.length(), buf, zeros, cache, progress, size);
+            long base = 0;
+            for (ImageSource.Chain chain : chains) {
+                Qcow2Disk img = chain.top();
+                ChainStatus layer = new ChainStatus(chain.layers(), chain.names());
+                long offset = 0;
+                while (offset < img.size()) {
+                    ChainStatus.Extent e = layer.status(offset, Math.min(ChainStatus.PROBE, img.size() - offset));
+                    if (!e.zero()) {
+                        copy(img, base, out, e.start(), e.length(), buf, zeros, cache, progress, size);
+                    }
+                    offset += e.length();
+                    progress.set(percent(base + offset, size));
                 }
-                offset += e.length();
-                progress.set(percent(offset, size));
+                base += img.size();
             }
             if (cache == CacheMode.WRITEBACK || cache == CacheMode.NONE) {
                 out.dataSync();
@@ -212,15 +273,19 @@ final class ConvertCommand implements Callable<Integer> {
         return size == 0 ? 100f : (float) (done * 100.0 / size);
     }
 
-    /** Reads a data extent and writes its blocks that are not all zeros; zero blocks stay holes. */
-    private static void copy(Qcow2Disk img, AlignedFile out, long start, long length, MemorySegment buf,
+    /**
+     * Reads a data extent of {@code img} (which starts at {@code base} in the output) and writes its blocks
+     * that are not all zeros; zero blocks stay holes. Blocks are aligned in the output, as qemu-img's.
+     */
+    private static void copy(Qcow2Disk img, long base, AlignedFile out, long start, long length, MemorySegment buf,
             MemorySegment zeros, CacheMode cache, Progress progress, long size) throws IOException {
-        long pos = start;
-        long end = start + length;
-        while (pos < end) {
-            int n = (int) Math.min(BUFFER - (pos & (SPARSE - 1)), end - pos);
+        long at = base + start;
+        long end = base + start + length;
+        while (at < end) {
+            int n = (int) Math.min(BUFFER - (at & (SPARSE - 1)), end - at);
+            long pos = at; // output offset
             MemorySegment chunk = buf.asSlice(0, n);
-            img.read(pos, chunk);
+            img.read(pos - base, chunk);
             // Walk blocks aligned to SPARSE in the output; write maximal runs of non-zero blocks.
             int i = 0;
             while (i < n) {
@@ -243,8 +308,8 @@ final class ConvertCommand implements Callable<Integer> {
                     out.dataSync();
                 }
             }
-            pos += n;
-            progress.set(percent(pos, size));
+            at += n;
+            progress.set(percent(at, size));
         }
     }
 

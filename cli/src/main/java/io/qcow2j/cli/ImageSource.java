@@ -5,6 +5,7 @@ import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Disk;
+import io.qcow2j.engine.SnapshotNotFoundException;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.IoMode;
@@ -120,6 +121,8 @@ final class ImageSource {
         Qcow2Disk top;
         try {
             top = Images.openQcow2(Path.of(name), options.toBuilder().readOnly(true).build());
+        } catch (SnapshotNotFoundException e) {
+            throw new CommandFailure("Failed to load snapshot: Can't find snapshot", e);
         } catch (NoSuchFileException e) {
             String missing = e.getFile();
             if (missing != null && !missing.equals(name)) {

@@ -6,6 +6,7 @@ import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Sizes;
+import io.qcow2j.engine.SnapshotRef;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -17,7 +18,7 @@ import java.util.List;
 final class Qcow2Output {
     private Qcow2Output() {}
 
-    static int convert(ConvertCommand c, List<String> sources) throws IOException {
+    static int convert(ConvertCommand c, List<String> sources, SnapshotRef snapshot) throws IOException {
         PrintWriter out = c.spec.commandLine().getOut();
         String opts = c.outputOptions == null ? "" : c.outputOptions;
         if (CreateOptions.splitOptions(opts).containsKey("help") || CreateOptions.splitOptions(opts).containsKey("?")) {
@@ -89,7 +90,8 @@ final class Qcow2Output {
         try {
             List<Disk> disks = new ArrayList<>();
             for (String name : sources) {
-                ImageSource.Chain chain = ImageSource.openChain(c.source.spec(name, srcOptions));
+                ImageOptions o = chains.isEmpty() ? srcOptions.toBuilder().snapshot(snapshot).build() : srcOptions;
+                ImageSource.Chain chain = ImageSource.openChain(c.source.spec(name, o));
                 chains.add(chain);
                 disks.add(chain.top());
             }

@@ -40,11 +40,15 @@ import java.util.Objects;
  *                             chain may be at most {@value #UNTRUSTED_MAX_CHAIN_DEPTH} backing files deep
  *                             (else {@value #MAX_CHAIN_DEPTH}); the default (off) behaves as QEMU
  * @param allowRawBacking      with {@code untrusted}: accept backing files whose (given) format is raw
+ * @param snapshot             open the top image as it was at this internal snapshot ({@code qemu-img convert -l}),
+ *                             or null for its current state: a view that is always {@code readOnly} (the
+ *                             constructor refuses anything else) with the image's current virtual size, as QEMU's
+ *                             temporary snapshot load; its backing files open as they are
  */
 public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheSize, Long l2CacheEntrySize,
         long cacheCleanInterval, OverlapCheckMode overlapCheck, CacheMode cacheMode, boolean directFallback,
         TableStoreKind tableStore, boolean discardUnmap, Boolean lazyRefcounts, boolean readOnly, String filename,
-        boolean untrusted, boolean allowRawBacking) {
+        boolean untrusted, boolean allowRawBacking, SnapshotRef snapshot) {
 
     public static final long DEFAULT_CACHE_CLEAN_INTERVAL = 600;
 
@@ -65,6 +69,9 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         Objects.requireNonNull(tableStore);
         if (cacheCleanInterval < 0 || cacheCleanInterval > 0xffffffffL) {
             throw new IllegalArgumentException("Cache clean interval too big");
+        }
+        if (snapshot != null && !readOnly) {
+            throw new IllegalArgumentException("an internal snapshot is opened read-only");
         }
     }
 
@@ -95,6 +102,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         b.filename = filename;
         b.untrusted = untrusted;
         b.allowRawBacking = allowRawBacking;
+        b.snapshot = snapshot;
         return b;
     }
 
@@ -252,8 +260,18 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         private String filename;
         private boolean untrusted;
         private boolean allowRawBacking;
+        private SnapshotRef snapshot;
 
         private Builder() {}
+
+        /** See {@link ImageOptions#snapshot()}; a snapshot also makes the open read-only. */
+        public Builder snapshot(SnapshotRef v) {
+            snapshot = v;
+            if (v != null) {
+                readOnly = true;
+            }
+            return this;
+        }
 
         /** See {@link ImageOptions#untrusted()}: open an image someone else made without trusting its backing names. */
         public Builder untrusted(boolean v) {
@@ -335,7 +353,7 @@ public record ImageOptions(Long l2CacheSize, Long refcountCacheSize, Long cacheS
         public ImageOptions build() {
             return new ImageOptions(l2CacheSize, refcountCacheSize, cacheSize, l2CacheEntrySize, cacheCleanInterval,
                     overlapCheck, cacheMode, directFallback, tableStore, discardUnmap, lazyRefcounts, readOnly, filename,
-                    untrusted, allowRawBacking);
+                    untrusted, allowRawBacking, snapshot);
         }
     }
 }

@@ -28,6 +28,22 @@ public interface Qcow2Disk extends Disk {
      */
     void writeCompressed(long offset, MemorySegment src) throws IOException;
 
+    /**
+     * {@link #writeCompressed} in two steps: this call compresses {@code src} (checking the request as
+     * {@code writeCompressed} does) and changes nothing; {@link CompressedWrite#commit()} writes the result
+     * then. A copy tool compresses many requests at once on several threads and commits them one after the
+     * other in guest order, so the compressed clusters lie in guest order in the file ({@code qemu-img
+     * convert -c} without {@code -W}). {@code src} must stay unchanged until the commit (clusters that do not
+     * shrink are written from it).
+     */
+    CompressedWrite prepareCompressed(long offset, MemorySegment src) throws IOException;
+
+    /** A compressed write whose compression is done; see {@link #prepareCompressed}. */
+    interface CompressedWrite {
+        /** Writes the compressed clusters, as {@link #writeCompressed} would have; at most once. */
+        void commit() throws IOException;
+    }
+
     /** The parsed, validated header as it was at open (the dirty and corrupt bits may have changed since). */
     Qcow2Header header();
 

@@ -66,6 +66,9 @@ public final class ChainOpener {
     public static Disk open(Path path, ImageOptions options) throws IOException {
         Path real = existing(path, path.toString());
         if (probe(real).equals("raw")) {
+            if (options.snapshot() != null) {
+                throw new Qcow2FormatException(path + ": a raw image has no internal snapshots");
+            }
             return RawImage.open(ALIGNED_FILES.open(real, ioMode(options), !options.readOnly()), path.toString(),
                     options.readOnly(), options.cacheMode());
         }
@@ -177,7 +180,8 @@ public final class ChainOpener {
                 String backingFormat = header.extensions().backingFormat().orElse(null);
                 Path backingPath = policy.resolve(real, backingName, backingFormat, name);
                 backing = open(backingPath, backingName, backingFormat,
-                        options.toBuilder().readOnly(true).build(), opener, chain, depth + 1, false, policy);
+                        options.toBuilder().snapshot(null).readOnly(true).build(), opener, chain, depth + 1, false,
+                        policy); // a snapshot is the top image's: the backing chain opens as it is
             }
         } catch (IOException | RuntimeException e) {
             file.close();

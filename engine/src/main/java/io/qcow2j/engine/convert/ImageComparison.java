@@ -1,6 +1,5 @@
 package io.qcow2j.engine.convert;
 
-import io.qcow2j.engine.ChainStatus;
 import io.qcow2j.engine.CompareResult;
 import io.qcow2j.engine.Disk;
 import java.io.IOException;
@@ -11,8 +10,9 @@ import java.util.List;
 import java.util.function.DoubleConsumer;
 
 /**
- * {@code qemu-img compare} (its {@code img_compare}): walks both images' block status through their chains;
- * ranges both read as zeros are not read; ranges both allocate are read and compared 512-byte sector by
+ * {@code qemu-img compare} (its {@code img_compare}): walks both images' block status through their chains
+ * as QEMU's block layer reports it ({@link QemuBlockStatus}: the same extents, so the same offsets in
+ * messages); ranges both read as zeros are not read; ranges both allocate are read and compared 512-byte sector by
  * sector (the mismatch offset is the first differing sector, as qemu-img reports it); a range only one
  * allocates must read as zeros in it. With {@code strict}, a size difference or a block status difference is
  * a mismatch; without, the larger image's tail must read as zeros.
@@ -34,23 +34,21 @@ public final class ImageComparison {
             lines.add("Strict mode: Image size mismatch!");
             return new CompareResult(false, -1, true, lines);
         }
-        ChainStatus ca = ChainStatus.of(a);
-        ChainStatus cb = ChainStatus.of(b);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment b1 = arena.allocate(BUFFER, 4096);
             MemorySegment b2 = arena.allocate(BUFFER, 4096);
             long offset = 0;
             while (offset < common) {
-                ChainStatus.Extent e1 = ca.status(offset, Math.min(ChainStatus.PROBE, sa - offset));
-                ChainStatus.Extent e2 = cb.status(offset, Math.min(ChainStatus.PROBE, sb - offset));
-                long chunk = Math.min(Math.min(e1.length(), e2.length()), common - offset);
-                if (strict && (e1.data() != e2.data() || e1.zero() != e2.zero() || e1.present() != e2.present())) {
+                QemuBlockStatus.Extent e1 = QemuBlockStatus.above(a, offset, sa - offset);
+                QemuBlockStatus.Extent e2 = QemuBlockStatus.above(b, offset, sb - offset);
+                long chunk = Math.min(e1.length(), e2.length());
+                if (strict && e1.flags() != e2.flags()) {
                     lines.add("Strict mode: Offset " + offset + " block status mismatch!");
                     return new CompareResult(false, offset, false, lines);
                 }
-                boolean allocated1 = e1.present();
-                boolean allocated2 = e2.present();
-                if (e1.zero() && e2.zero()) {
+                boolean allocated1 = e1.is(QemuBlockStatus.ALLOCATED);
+                boolean allocated2 = e2.is(QemuBlockStatus.ALLOCATED);
+                if (e1.is(QemuBlockStatus.ZERO) && e2.is(QemuBlockStatus.ZERO)) {
                     // both read as zeros: nothing to read
                 } else if (allocated1 == allocated2) {
                     if (allocated1) {
@@ -76,11 +74,10 @@ public final class ImageComparison {
             if (sa != sb) {
                 lines.add("Warning: Image size mismatch!");
                 Disk over = sa > sb ? a : b;
-                ChainStatus co = sa > sb ? ca : cb;
                 while (offset < base) {
-                    ChainStatus.Extent e = co.status(offset, Math.min(ChainStatus.PROBE, base - offset));
+                    QemuBlockStatus.Extent e = QemuBlockStatus.above(over, offset, base - offset);
                     long chunk = e.length();
-                    if (e.present() && !e.zero()) {
+                    if (e.is(QemuBlockStatus.ALLOCATED)) {
                         chunk = Math.min(chunk, BUFFER);
                         long at = firstNonZeroSector(over, offset, chunk, b1);
                         if (at >= 0) {

@@ -14,13 +14,17 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 
 /**
  * {@code qemu-img convert -O qcow2}: copies the concatenated sources into a qcow2 image, chunk by chunk.
@@ -30,9 +34,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code parallel} workers; ranges that read as zeros, or are left to the backing file, are skipped without
  * being read. A worker reads the data ranges of its chunk, finds the blocks that are all zeros (blocks of the
  * sparse size rounded up to the target's cluster size: a skipped block is a whole unallocated cluster) and
- * writes the rest, compressed or plain. Unless out-of-order writes are allowed, workers take turns in chunk
- * order to write, so the target's clusters lie in guest order, as qemu-img's do; reading, zero detection and
- * (with {@code -W}) compression overlap.
+ * compresses the rest with {@code -c}; all of that runs in parallel. Then it writes its chunk, or, unless
+ * out-of-order writes are allowed, leaves it to be written in chunk order by whichever worker finds it next
+ * in order (see {@link #ready}), so the target's clusters lie in guest order, as qemu-img's do.
  *
  * <p>A target that reads as zeros from the start (a new image without a backing file, or {@code -n} with
  * {@code --target-is-zero}) needs nothing for zero ranges; otherwise they are written as zeros (unmapped).
@@ -41,6 +45,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class ImageConverter {
     /** Bytes one worker copies at once (qemu-img's buffer, and the largest cluster size). */
     static final int CHUNK = 2 << 20;
+    /** Chunks handed out per worker before the main thread waits: each worker has the next one queued. */
+    private static final int IN_FLIGHT_PER_WORKER = 2;
 
     private final SourceMap map;
     private final Qcow2Disk target;
@@ -49,13 +55,23 @@ public final class ImageConverter {
     private final boolean zerosNeedWriting;
     private final AtomicLong done = new AtomicLong();
     /**
-     * Each worker's chunk buffer, allocated once: a fresh native buffer per chunk costs page faults on every
-     * chunk. Freed with the converter (automatic arena).
+     * Chunk buffers, allocated once (a fresh native buffer per chunk costs page faults on every chunk): one
+     * per chunk in flight. A chunk takes one when it starts and gives it back once written. Freed with the
+     * converter (automatic arena).
      */
-    private final ThreadLocal<MemorySegment> buffer = ThreadLocal.withInitial(
-            () -> Arena.ofAuto().allocate(CHUNK, 4096));
-    /** Index of the chunk whose turn it is to write (in-order mode). Guarded by {@code this}. */
-    private long turn;
+    private final BlockingQueue<MemorySegment> buffers = new LinkedBlockingQueue<>();
+    /** Bounds the chunks in flight to the buffers; released when a chunk's buffer is given back. */
+    private final Semaphore inFlight;
+    /**
+     * In-order mode: chunks copied but not written yet, by index; the next index to write; whether a worker
+     * is writing them. A worker that finishes a chunk leaves it here and, unless another worker is already
+     * writing, writes every chunk that is next in order itself: nobody waits for a turn, so on a busy
+     * machine no chunk waits for a descheduled thread to be woken (qemu-img's coroutines share one thread).
+     * Guarded by {@link #ready}.
+     */
+    private final Map<Long, Chunk> ready = new HashMap<>();
+    private long next;
+    private boolean writing;
 
     private ImageConverter(SourceMap map, Qcow2Disk target, ConvertOptions o) {
         this.map = map;
@@ -66,6 +82,12 @@ public final class ImageConverter {
         this.block = (sparse + cs - 1) / cs * cs;
         this.zerosNeedWriting = o.sparseSize() == 0 || target.backing().isPresent()
                 || (o.targetExists() && !o.targetIsZero());
+        int chunks = IN_FLIGHT_PER_WORKER * o.parallel();
+        this.inFlight = new Semaphore(chunks);
+        Arena arena = Arena.ofAuto();
+        for (int i = 0; i < chunks; i++) {
+            buffers.add(arena.allocate(CHUNK, 4096));
+        }
     }
 
     /**
@@ -104,7 +126,6 @@ public final class ImageConverter {
             t.setDaemon(true);
             return t;
         });
-        Semaphore inFlight = new Semaphore(o.parallel() * 2);
         List<Future<?>> futures = new ArrayList<>();
         long index = 0;
         try {
@@ -129,8 +150,6 @@ public final class ImageConverter {
                         copyChunk(my, first, chunkEnd);
                     } catch (IOException ex) {
                         throw new UncheckedIOException(ex);
-                    } finally {
-                        inFlight.release();
                     }
                     return null;
                 }));
@@ -174,50 +193,107 @@ public final class ImageConverter {
         o.progress().accept(size == 0 ? 100 : Math.min(100.0, d * 100.0 / size));
     }
 
-    /** One write of a chunk's plan. */
-    private record Write(long offset, long length, boolean zeros) {}
+    /** One write of a chunk's plan; {@code compressed}: compressed when the chunk was prepared, committed when written. */
+    private record Write(long offset, long length, boolean zeros, Qcow2Disk.CompressedWrite compressed) {
+        Write(long offset, long length, boolean zeros) {
+            this(offset, length, zeros, null);
+        }
+    }
 
-    /** Copies {@code [start, end)} (the rest of one chunk); its writes wait for the chunk's turn. */
+    /** A chunk read and planned: its writes, in its buffer; {@code writes} null if it failed before. */
+    private record Chunk(long start, long end, MemorySegment buf, List<Write> writes) {}
+
+    /**
+     * Copies {@code [start, end)} (the rest of one chunk): reads it, plans it, compresses it; then writes it
+     * (out-of-order mode), or leaves it to be written in order ({@link #ready}).
+     */
     private void copyChunk(long index, long start, long end) throws IOException {
-        MemorySegment buf = buffer.get().asSlice(0, end - start);
-        List<Write> writes;
+        MemorySegment buf = buffers.poll(); // never empty: the semaphore counts the buffers
+        Chunk chunk = new Chunk(start, end, buf, null);
         try {
-            List<SourceMap.Extent> parts = map.extents(start, end - start);
-            for (SourceMap.Extent p : parts) {
-                MemorySegment part = buf.asSlice(p.start() - start, p.length());
-                if (p.kind() == SourceMap.Kind.DATA) {
-                    map.read(p.start(), part);
-                } else {
-                    part.fill((byte) 0);
+            chunk = new Chunk(start, end, buf, prepare(start, end, buf.asSlice(0, end - start)));
+        } finally {
+            if (o.outOfOrder()) {
+                write(chunk);
+            } else {
+                writeInOrder(index, chunk); // a failed chunk too: it passes the order on
+            }
+        }
+    }
+
+    private List<Write> prepare(long start, long end, MemorySegment buf) throws IOException {
+        List<SourceMap.Extent> parts = map.extents(start, end - start);
+        for (SourceMap.Extent p : parts) {
+            MemorySegment part = buf.asSlice(p.start() - start, p.length());
+            if (p.kind() == SourceMap.Kind.DATA) {
+                map.read(p.start(), part);
+            } else {
+                part.fill((byte) 0);
+            }
+        }
+        List<Write> writes = plan(parts, start, end, buf);
+        if (o.compress()) { // compressed here, in parallel with the other workers; the commit comes in order
+            for (int i = 0; i < writes.size(); i++) {
+                Write w = writes.get(i);
+                if (!w.zeros() && wholeClusters(w)) {
+                    writes.set(i, new Write(w.offset(), w.length(), false,
+                            target.prepareCompressed(w.offset(), buf.asSlice(w.offset() - start, w.length()))));
                 }
             }
-            writes = plan(parts, start, end, buf);
-        } catch (IOException | RuntimeException e) {
-            if (!o.outOfOrder()) {
-                awaitTurn(index); // give the turn on, or the chunks after this one would wait for ever
-                endTurn();
+        }
+        return writes;
+    }
+
+    /** Leaves {@code chunk} to be written in order, and writes what is next in order unless a worker is. */
+    private void writeInOrder(long index, Chunk chunk) throws IOException {
+        synchronized (ready) {
+            ready.put(index, chunk);
+            if (writing) {
+                return;
             }
-            throw e;
+            writing = true;
         }
-        if (!o.outOfOrder()) {
-            awaitTurn(index);
+        while (true) {
+            Chunk c;
+            synchronized (ready) {
+                c = ready.remove(next);
+                if (c == null) {
+                    writing = false;
+                    return;
+                }
+                next++;
+            }
+            try {
+                write(c);
+            } catch (IOException | RuntimeException e) {
+                synchronized (ready) {
+                    writing = false; // the next chunk left here (or its worker) goes on; this copy has failed
+                }
+                throw e;
+            }
         }
+    }
+
+    /** Makes a chunk's writes, then gives its buffer back. */
+    private void write(Chunk c) throws IOException {
         try {
-            for (Write w : writes) {
+            if (c.writes() == null) {
+                return;
+            }
+            for (Write w : c.writes()) {
                 if (w.zeros()) {
                     target.writeZeroes(w.offset(), w.length(), ZeroFlag.unmapIf(true));
-                } else if (o.compress() && wholeClusters(w)) {
-                    target.writeCompressed(w.offset(), buf.asSlice(w.offset() - start, w.length()));
+                } else if (w.compressed() != null) {
+                    w.compressed().commit();
                 } else {
-                    target.write(w.offset(), buf.asSlice(w.offset() - start, w.length()));
+                    target.write(w.offset(), c.buf().asSlice(w.offset() - c.start(), w.length()));
                 }
             }
+            progress(c.end() - c.start());
         } finally {
-            if (!o.outOfOrder()) {
-                endTurn();
-            }
+            buffers.add(c.buf());
+            inFlight.release();
         }
-        progress(end - start);
     }
 
     private boolean wholeClusters(Write w) {
@@ -291,21 +367,5 @@ public final class ImageConverter {
             }
         }
         return true;
-    }
-
-    private synchronized void awaitTurn(long index) {
-        while (turn != index) {
-            try {
-                wait();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted", e);
-            }
-        }
-    }
-
-    private synchronized void endTurn() {
-        turn++;
-        notifyAll();
     }
 }

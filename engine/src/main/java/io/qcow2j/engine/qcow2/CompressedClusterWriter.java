@@ -48,6 +48,21 @@ final class CompressedClusterWriter {
      * size unless the request ends at the end of the disk.
      */
     void write(long offset, MemorySegment src) throws IOException {
+        commit(prepare(offset, src));
+    }
+
+    /**
+     * A request compressed and not written yet: per cluster its compressed bytes, or null where the cluster
+     * does not shrink (then {@code src}'s bytes are written plain).
+     */
+    record Prepared(long offset, MemorySegment src, byte[][] clusters) {}
+
+    /**
+     * Compresses {@code src} (to be written at {@code offset}) without any lock and without touching the
+     * image: the first half of {@link #write}, so that a copy may compress requests in parallel and commit
+     * them in guest order. Checks the alignment as {@link #write} does.
+     */
+    Prepared prepare(long offset, MemorySegment src) throws IOException {
         int cs = s.clusterSize;
         long len = src.byteSize();
         if ((offset & (cs - 1)) != 0 || ((len & (cs - 1)) != 0 && offset + len != s.header.size())) {
@@ -55,18 +70,29 @@ final class CompressedClusterWriter {
         }
         byte[] in = new byte[cs];
         byte[] out = ClusterCompressor.outputBuffer(cs);
+        byte[][] clusters = new byte[(int) ((len + cs - 1) / cs)][];
         for (long pos = 0; pos < len; pos += cs) {
             int n = (int) Math.min(cs, len - pos);
-            MemorySegment part = src.asSlice(pos, n);
-            MemorySegment.copy(part, 0, MemorySegment.ofArray(in), 0, n);
+            MemorySegment.copy(src, pos, MemorySegment.ofArray(in), 0, n);
             if (n < cs) {
                 java.util.Arrays.fill(in, n, cs, (byte) 0);
             }
             int compressed = ClusterCompressor.compress(s.header.compressionType(), in, out);
-            if (compressed < 0) {
-                writer.write(offset + pos, part);
+            clusters[(int) (pos / cs)] = compressed < 0 ? null : java.util.Arrays.copyOf(out, compressed);
+        }
+        return new Prepared(offset, src, clusters);
+    }
+
+    /** Writes what {@link #prepare} compressed. The caller holds the request lock and checked the range. */
+    void commit(Prepared p) throws IOException {
+        int cs = s.clusterSize;
+        long len = p.src().byteSize();
+        for (long pos = 0; pos < len; pos += cs) {
+            byte[] data = p.clusters()[(int) (pos / cs)];
+            if (data == null) {
+                writer.write(p.offset() + pos, p.src().asSlice(pos, Math.min(cs, len - pos)));
             } else {
-                writeCluster(offset + pos, out, compressed);
+                writeCluster(p.offset() + pos, data, data.length);
             }
         }
     }

@@ -1,14 +1,18 @@
 package io.qcow2j.engine.qcow2;
 
+import io.qcow2j.engine.SnapshotNotFoundException;
+import io.qcow2j.engine.SnapshotRef;
 import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.format.Qcow2Snapshot;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.List;
 
 /**
  * The active L1 table: one entry per L2 table, read at open and kept in memory (at most 32 MiB, by the
@@ -22,7 +26,10 @@ final class L1Table {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
 
     private final ImageState s;
-    /** The entries as on disk; never longer or shorter than the header says. */
+    /**
+     * The entries as on disk; never longer or shorter than the header says (for a snapshot view, opened
+     * read-only, than the snapshot's entry says: it may cover less or more than the virtual size).
+     */
     private final long[] entries;
 
     L1Table(ImageState s, long[] entries) {
@@ -32,14 +39,31 @@ final class L1Table {
 
     /** Reads the active L1 table the header points at. */
     static long[] read(PositionalFile file, Qcow2Header h) throws IOException {
-        int n = (int) h.l1Size(); // bounded by the header's 32 MiB check
+        return read(file, h.l1TableOffset(), (int) h.l1Size()); // bounded by the header's 32 MiB check
+    }
+
+    /**
+     * Reads the L1 table of the snapshot {@code ref} names, for a read-only view of the disk as it was then
+     * (QEMU's {@code qcow2_snapshot_load_tmp}); the table is checked as QEMU checks it before use.
+     *
+     * @throws SnapshotNotFoundException if no snapshot matches
+     */
+    static long[] readSnapshot(String filename, PositionalFile file, Qcow2Header h, List<Qcow2Snapshot> snapshots,
+            SnapshotRef ref) throws IOException {
+        Qcow2Snapshot sn = ref.find(snapshots).orElseThrow(() -> new SnapshotNotFoundException(
+                filename + ": Can't find snapshot '" + ref + "'"));
+        sn.checkL1Table(h, file.size()); // bounds l1Size to 32 MiB of entries
+        return read(file, sn.l1TableOffset(), (int) sn.l1Size());
+    }
+
+    private static long[] read(PositionalFile file, long offset, int n) throws IOException {
         long[] l1 = new long[n];
         if (n == 0) {
             return l1;
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate((long) n * 8, 4096);
-            file.readFully(h.l1TableOffset(), buf);
+            file.readFully(offset, buf);
             for (int i = 0; i < n; i++) {
                 l1[i] = buf.getAtIndex(BE64, i);
             }

@@ -127,6 +127,9 @@ public final class Qcow2Image implements Qcow2Disk {
             long[] refcountTable = Refcounts.readTable(file, header.refcountTableOffset(),
                     header.refcountTableClusters(), g.clusterSize());
             List<Qcow2Snapshot> snapshots = header.nbSnapshots() == 0 ? List.of() : SnapshotTable.read(file, header);
+            if (options.snapshot() != null) { // a read-only view (ImageOptions refuses a writable one)
+                l1 = L1Table.readSnapshot(filename, file, header, snapshots, options.snapshot());
+            }
             ImageState state = new ImageState(filename, (WrittenExtent) file, tables, header, options, backing, lock,
                     l2, rc, l1, refcountTable, snapshots);
             self[0] = state;
@@ -181,6 +184,14 @@ public final class Qcow2Image implements Qcow2Disk {
     @Override
     public void writeCompressed(long offset, MemorySegment src) throws IOException {
         write(offset, src, compressedWriter::write);
+    }
+
+    @Override
+    public CompressedWrite prepareCompressed(long offset, MemorySegment src) throws IOException {
+        Ranges.check(offset, src.byteSize(), s.header.size(), s.filename);
+        s.requireWritable();
+        CompressedClusterWriter.Prepared p = compressedWriter.prepare(offset, src);
+        return () -> write(offset, src, (o, b) -> compressedWriter.commit(p));
     }
 
     /** A data write of one kind: plain or compressed. */
@@ -401,6 +412,9 @@ public final class Qcow2Image implements Qcow2Disk {
 
     @Override
     public CheckResult check(Consumer<String> problems) throws IOException {
+        if (s.options.snapshot() != null) {
+            throw new IOException(s.filename + ": a snapshot view cannot be checked (open the image itself)");
+        }
         return ImageCheck.check(this, problems);
     }
 
