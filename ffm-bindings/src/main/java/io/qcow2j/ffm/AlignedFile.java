@@ -387,6 +387,26 @@ public final class AlignedFile implements PositionalFile {
         return false;
     }
 
+    /** {@code fallocate(FALLOC_FL_KEEP_SIZE)}; false where the file system does not support it. */
+    @Override
+    public boolean reserve(long offset, long length) throws IOException {
+        ensureOpen();
+        requireWritable();
+        if (length <= 0) {
+            return true;
+        }
+        checkRange(offset, length);
+        try {
+            LibC.fallocate(fd, Platform.FALLOC_FL_KEEP_SIZE, offset, length);
+            return true;
+        } catch (ErrnoException e) {
+            if (e.errno() != Errno.EOPNOTSUPP) {
+                throw e;
+            }
+            return false;
+        }
+    }
+
     private void writeZeros(long offset, long length) throws IOException {
         long chunk = Math.min(length, 1 << 20);
         try (Arena arena = Arena.ofConfined()) {
