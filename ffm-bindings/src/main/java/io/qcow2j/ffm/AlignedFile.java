@@ -407,6 +407,14 @@ public final class AlignedFile implements PositionalFile {
         }
     }
 
+    /** False on file systems in memory (tmpfs, ramfs, hugetlbfs), by {@code fstatfs}; true elsewhere. */
+    @Override
+    public boolean reservesCheaply() throws IOException {
+        ensureOpen();
+        long type = LibC.fileSystemType(fd);
+        return type != Platform.TMPFS_MAGIC && type != Platform.RAMFS_MAGIC && type != Platform.HUGETLBFS_MAGIC;
+    }
+
     private void writeZeros(long offset, long length) throws IOException {
         long chunk = Math.min(length, 1 << 20);
         try (Arena arena = Arena.ofConfined()) {

@@ -72,6 +72,11 @@ public abstract class ForwardingFile implements PositionalFile {
     }
 
     @Override
+    public boolean reservesCheaply() throws IOException {
+        return delegate.reservesCheaply();
+    }
+
+    @Override
     public long seekData(long offset) throws IOException {
         return delegate.seekData(offset);
     }

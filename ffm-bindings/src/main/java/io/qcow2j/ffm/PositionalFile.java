@@ -75,6 +75,15 @@ public interface PositionalFile extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Whether {@link #reserve} only allocates (extents marked unwritten: ext4, xfs, btrfs) rather than
+     * allocating and zeroing memory under the file's lock, as file systems in memory do (tmpfs), where writers
+     * stall behind a reservation and gain nothing by it. The default says no.
+     */
+    default boolean reservesCheaply() throws IOException {
+        return false;
+    }
+
     /** First offset ≥ {@code offset} holding data, or -1 if none before the end. */
     long seekData(long offset) throws IOException;
 

@@ -95,6 +95,12 @@ public final class MemoryFile implements io.qcow2j.ffm.PositionalFile {
         return true;
     }
 
+    /** Said cheap, so that the engine's growth ahead runs (and is crash-tested) on memory files. */
+    @Override
+    public boolean reservesCheaply() {
+        return true;
+    }
+
     @Override
     public long seekData(long offset) throws IOException {
         ensureOpen();
