@@ -5,6 +5,7 @@ import io.qcow2j.engine.format.Qcow2Snapshot;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.IntSupplier;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -40,13 +41,13 @@ public final class OverlapChecker {
     private final Supplier<long[]> refcountTable;
     /** Entries of the refcount table up to its last non-zero one: the rest names no block to check. */
     private final IntSupplier refcountTableUsed;
-    private final Supplier<Long> refcountTableOffset;
-    private final Supplier<Integer> refcountTableClusters;
+    /** Primitive suppliers: a boxed Long per check was the write path's last allocation per request. */
+    private final LongSupplier refcountTableOffset;
+    private final IntSupplier refcountTableClusters;
 
     OverlapChecker(OverlapCheckMode mode, int clusterSize, long l1Offset, long[] l1, List<Qcow2Snapshot> snapshots,
             long snapshotsOffset, Supplier<long[]> refcountTable, IntSupplier refcountTableUsed,
-            Supplier<Long> refcountTableOffset,
-            Supplier<Integer> refcountTableClusters) {
+            LongSupplier refcountTableOffset, IntSupplier refcountTableClusters) {
         this.checks = switch (mode) {
             case NONE -> 0;
             case CONSTANT -> CONSTANT;
@@ -88,7 +89,7 @@ public final class OverlapChecker {
             return "active L1 table";
         }
         if ((c & REFCOUNT_TABLE) != 0
-                && overlaps(offset, end, refcountTableOffset.get(), (long) refcountTableClusters.get() * clusterSize)) {
+                && overlaps(offset, end, refcountTableOffset.getAsLong(), (long) refcountTableClusters.getAsInt() * clusterSize)) {
             return "refcount table";
         }
         if ((c & SNAPSHOT_TABLE) != 0 && overlaps(offset, end, snapshotsOffset, snapshotsBytes)) {
