@@ -387,6 +387,34 @@ public final class AlignedFile implements PositionalFile {
         return false;
     }
 
+    /** {@code fallocate(FALLOC_FL_KEEP_SIZE)}; false where the file system does not support it. */
+    @Override
+    public boolean reserve(long offset, long length) throws IOException {
+        ensureOpen();
+        requireWritable();
+        if (length <= 0) {
+            return true;
+        }
+        checkRange(offset, length);
+        try {
+            LibC.fallocate(fd, Platform.FALLOC_FL_KEEP_SIZE, offset, length);
+            return true;
+        } catch (ErrnoException e) {
+            if (e.errno() != Errno.EOPNOTSUPP) {
+                throw e;
+            }
+            return false;
+        }
+    }
+
+    /** False on file systems in memory (tmpfs, ramfs, hugetlbfs), by {@code fstatfs}; true elsewhere. */
+    @Override
+    public boolean reservesCheaply() throws IOException {
+        ensureOpen();
+        long type = LibC.fileSystemType(fd);
+        return type != Platform.TMPFS_MAGIC && type != Platform.RAMFS_MAGIC && type != Platform.HUGETLBFS_MAGIC;
+    }
+
     private void writeZeros(long offset, long length) throws IOException {
         long chunk = Math.min(length, 1 << 20);
         try (Arena arena = Arena.ofConfined()) {

@@ -67,6 +67,16 @@ public abstract class ForwardingFile implements PositionalFile {
     }
 
     @Override
+    public boolean reserve(long offset, long length) throws IOException {
+        return delegate.reserve(offset, length);
+    }
+
+    @Override
+    public boolean reservesCheaply() throws IOException {
+        return delegate.reservesCheaply();
+    }
+
+    @Override
     public long seekData(long offset) throws IOException {
         return delegate.seekData(offset);
     }

@@ -48,6 +48,7 @@ public final class LibC {
     private static final MethodHandle FALLOCATE;
     private static final MethodHandle LSEEK;
     private static final MethodHandle FSTAT;
+    private static final MethodHandle FSTATFS;
     private static final MethodHandle STATX;
     private static final MethodHandle MMAP;
     private static final MethodHandle MUNMAP;
@@ -80,6 +81,7 @@ public final class LibC {
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
         LSEEK = handle("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
         FSTAT = handle("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+        FSTATFS = handle("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
         STATX = handle("statx",
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
         MMAP = handle("mmap",
@@ -403,6 +405,26 @@ public final class LibC {
      * {@code st_blocks} are those of x86-64's and aarch64's {@code struct stat}; {@code st_blksize} is a
      * long on x86-64 and an int (followed by padding) on aarch64, read here as its low 32 bits on both.
      */
+    /**
+     * The file system type of an open file: {@code f_type} of {@code fstatfs} (a magic number such as
+     * {@link Platform#TMPFS_MAGIC}; the first, word-sized field of {@code struct statfs} on 64-bit Linux).
+     */
+    public static long fileSystemType(int fd) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(256, 16); // struct statfs is 120 bytes on x86-64 and aarch64
+            MemorySegment st = state();
+            int r = (int) FSTATFS.invokeExact(st, fd, buf);
+            if (r != 0) {
+                throw new ErrnoException("fstatfs(fd=" + fd + ")", errno(st));
+            }
+            return buf.get(JAVA_LONG, 0);
+        } catch (ErrnoException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     public static FileStat fstat(int fd) throws ErrnoException {
         boolean x86 = Platform.O_DIRECT == 040000;
         try (Arena arena = Arena.ofConfined()) {

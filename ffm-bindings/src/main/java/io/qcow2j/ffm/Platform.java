@@ -34,6 +34,10 @@ public final class Platform {
     public static final int SEEK_HOLE = 4;
 
     public static final int FALLOC_FL_KEEP_SIZE = 0x01;
+    /** {@code f_type} of tmpfs, ramfs and hugetlbfs (linux/magic.h): file systems in memory. */
+    public static final long TMPFS_MAGIC = 0x01021994L;
+    public static final long RAMFS_MAGIC = 0x858458f6L;
+    public static final long HUGETLBFS_MAGIC = 0x958458f6L;
     public static final int FALLOC_FL_PUNCH_HOLE = 0x02;
     public static final int FALLOC_FL_ZERO_RANGE = 0x10;
 

@@ -65,6 +65,25 @@ public interface PositionalFile extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Reserves space for {@code [offset, offset + length)} without changing the size or what the file reads
+     * ({@code fallocate(FALLOC_FL_KEEP_SIZE)}): later writes there, past the end too, find their blocks
+     * allocated. Space reserved past the end is given back by a truncate to the size. Returns false, having
+     * done nothing, where the file system cannot (the default); fails with {@code ENOSPC} where it has no room.
+     */
+    default boolean reserve(long offset, long length) throws IOException {
+        return false;
+    }
+
+    /**
+     * Whether {@link #reserve} only allocates (extents marked unwritten: ext4, xfs, btrfs) rather than
+     * allocating and zeroing memory under the file's lock, as file systems in memory do (tmpfs), where writers
+     * stall behind a reservation and gain nothing by it. The default says no.
+     */
+    default boolean reservesCheaply() throws IOException {
+        return false;
+    }
+
     /** First offset ≥ {@code offset} holding data, or -1 if none before the end. */
     long seekData(long offset) throws IOException;
 

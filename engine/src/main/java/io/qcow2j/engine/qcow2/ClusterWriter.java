@@ -8,8 +8,6 @@ import io.qcow2j.engine.format.SubclusterBitmap;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.HashSet;
-import java.util.Set;
 import java.util.concurrent.locks.Condition;
 
 /**
@@ -24,13 +22,24 @@ import java.util.concurrent.locks.Condition;
  * is linked (QEMU's {@code handle_dependencies}), so two writers never allocate the same guest cluster twice
  * nor lose each other's copy-on-write. An L2 entry never reaches the disk before its data when copied bytes
  * are involved ({@code dependsOnFlush}), nor before the refcount of its new cluster.
+ *
+ * <p>What the metadata lock covers, and what it does not: the plan (the L2 lookup, the allocation with its
+ * refcount update, the overlap check) and the link (the L2 update, the frees); never the data, its
+ * copy-on-write reads, nor the file's growth ahead ({@link FileGrowth}, asked for after the plan by a step
+ * that fills its new clusters). Sequential requests get neighbouring host clusters from the allocator's
+ * cursor ({@link Refcounts}' free-cluster hint), a multi-cluster step one contiguous run.
+ *
+ * <p>Allocation: none per step on a platform thread (its plan is reused, the in-flight set is primitive);
+ * a virtual thread's step makes one plan object, next to the thread and future its request already costs.
  */
 final class ClusterWriter {
     private final ImageState s;
     private final ClusterReader reader;
     private final MetadataFlush flush;
     /** Guest clusters whose new host cluster is being written and not yet linked. Under the metadata lock. */
-    private final Set<Long> allocating = new HashSet<>();
+    private final InFlightClusters allocating = new InFlightClusters();
+    /** A platform thread's plan, reused by its every step (a step never runs inside another of its thread). */
+    private static final ThreadLocal<WritePlan> PLANS = ThreadLocal.withInitial(WritePlan::new);
     private final Condition allocationLinked;
 
     ClusterWriter(ImageState s, ClusterReader reader, MetadataFlush flush) {
@@ -45,7 +54,7 @@ final class ClusterWriter {
         long pos = 0;
         long len = src.byteSize();
         while (pos < len) {
-            pos += writeStep(offset + pos, src.asSlice(pos));
+            pos += writeStep(offset + pos, pos == 0 ? src : src.asSlice(pos));
         }
     }
 
@@ -65,10 +74,33 @@ final class ClusterWriter {
         long windowEnd;
         /** L2 entries (and extended L2 bitmaps) must change after the data is written. */
         boolean link;
-        long[] oldEntries;
-        long[] oldBitmaps;
+        /** The first {@code clusters} entries are what the L2 entries held at the plan (when {@link #link}). */
+        long[] oldEntries = new long[4];
+        /** Extended L2: the old bitmap of the one cluster. */
+        long oldBitmap;
         /** The new host clusters lie where the file was never written: they read as zeros already. */
         boolean unwrittenSpace;
+
+        /** The plan for a new step: every field as a fresh plan has it (the old-entries array is kept). */
+        WritePlan reset() {
+            clusterStart = 0;
+            clusters = 0;
+            bytes = 0;
+            host = 0;
+            fresh = false;
+            windowStart = 0;
+            windowEnd = 0;
+            link = false;
+            oldBitmap = 0;
+            unwrittenSpace = false;
+            return this;
+        }
+
+        void keepOldEntries(int n) {
+            if (oldEntries.length < n) {
+                oldEntries = new long[Math.max(n, 2 * oldEntries.length)];
+            }
+        }
     }
 
     private long writeStep(long guest, MemorySegment src) throws IOException {
@@ -82,7 +114,10 @@ final class ClusterWriter {
             }
             s.requireWritable();
             plan = planWrite(guest, src.byteSize());
-            s.refuseOverlap(plan.host + (plan.windowStart - plan.clusterStart), plan.windowEnd - plan.windowStart, 0);
+            if (!plan.fresh) {
+                // (new clusters were checked whole by ImageState.allocate, under this same lock)
+                s.refuseOverlap(plan.host + (plan.windowStart - plan.clusterStart), plan.windowEnd - plan.windowStart, 0);
+            }
             if (plan.link) {
                 // in flight until linked: a new cluster, or (extended L2) subclusters newly allocated in place,
                 // whose bitmap update must not be lost to, nor its copy-on-write race, another writer's
@@ -95,9 +130,12 @@ final class ClusterWriter {
         } finally {
             s.lock.unlock();
         }
+        if (plan.fresh && plan.windowStart == guest && plan.windowEnd == guest + plan.bytes) {
+            s.growth.allocated(plan.host + ((long) plan.clusters << cb)); // it fills them: the file grows densely
+        }
         boolean copied;
         try {
-            copied = writeData(plan, guest, src.asSlice(0, plan.bytes));
+            copied = writeData(plan, guest, plan.bytes == src.byteSize() ? src : src.asSlice(0, plan.bytes));
         } catch (IOException | RuntimeException e) {
             s.lock.lock();
             try {
@@ -193,11 +231,11 @@ final class ClusterWriter {
      * alone: unallocated without a backing file, or zero clusters. Extended L2 answers no (it reads instead).
      */
     private boolean copiedBytesReadZero(WritePlan plan) {
-        if (plan.oldBitmaps != null || plan.oldEntries == null) {
+        if (s.g.extendedL2() || !plan.fresh) {
             return false;
         }
-        for (long old : plan.oldEntries) {
-            ClusterType t = L2Entry.clusterType(old, s.g);
+        for (int k = 0; k < plan.clusters; k++) {
+            ClusterType t = L2Entry.clusterType(plan.oldEntries[k], s.g);
             boolean zero = t == ClusterType.ZERO_PLAIN || t == ClusterType.ZERO_ALLOC
                     || (t == ClusterType.UNALLOCATED && s.backing == null);
             if (!zero) {
@@ -230,7 +268,7 @@ final class ClusterWriter {
         long sliceOffset = s.sliceOffset(l2Offset, l2Index);
         long inCluster = guest & (cs - 1);
         long limit = Math.min(max, ((long) (s.sliceEntries - inSlice) << cb) - inCluster);
-        WritePlan p = new WritePlan();
+        WritePlan p = Thread.currentThread().isVirtual() ? new WritePlan() : PLANS.get().reset();
         p.clusterStart = guest - inCluster;
         int slot = s.l2Cache.get(sliceOffset);
         try {
@@ -273,7 +311,7 @@ final class ClusterWriter {
             }
             p.clusters = n;
             p.bytes = Math.min(bytes, limit);
-            p.oldEntries = new long[n];
+            p.keepOldEntries(n);
             for (int k = 0; k < n; k++) {
                 p.oldEntries[k] = s.l2Cache.word(slot, inSlice + k);
             }
@@ -297,8 +335,8 @@ final class ClusterWriter {
         int scs = s.g.subclusterSize();
         p.clusters = 1;
         p.bytes = bytes;
-        p.oldEntries = new long[] {entry};
-        p.oldBitmaps = new long[] {bitmap};
+        p.oldEntries[0] = entry;
+        p.oldBitmap = bitmap;
         p.link = true;
         boolean wholeCluster = type == ClusterType.COMPRESSED || (type == ClusterType.NORMAL && !L2Entry.isCopied(entry));
         if (wholeCluster) {
@@ -352,7 +390,7 @@ final class ClusterWriter {
                     int scs = s.g.subclusterSize();
                     int a = (int) ((p.windowStart - p.clusterStart) / scs);
                     int b = (int) ((p.windowEnd - p.clusterStart) / scs);
-                    long old = p.oldBitmaps[k];
+                    long old = p.oldBitmap;
                     ClusterType t = L2Entry.clusterType(p.oldEntries[k], s.g);
                     long keep = t == ClusterType.UNALLOCATED || (t == ClusterType.NORMAL && !p.fresh) ? old : 0;
                     long bitmap = (keep & ~SubclusterBitmap.zeroRange(a, b)) | SubclusterBitmap.allocatedRange(a, b);
@@ -367,8 +405,8 @@ final class ClusterWriter {
             s.l2Cache.put(slot);
         }
         if (p.fresh) {
-            for (long old : p.oldEntries) {
-                s.refcounts.freeAnyCluster(old, false);
+            for (int k = 0; k < p.clusters; k++) {
+                s.refcounts.freeAnyCluster(p.oldEntries[k], false);
             }
         }
     }

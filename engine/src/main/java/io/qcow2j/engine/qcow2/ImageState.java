@@ -43,6 +43,8 @@ final class ImageState {
     final Refcounts refcounts;
     final HeaderWriter headerWriter;
     final OverlapChecker overlaps;
+    /** Reserves file space ahead of the allocations, in large steps. */
+    final FileGrowth growth;
     /** L2 entries in one cache entry (slice), a power of two; words per L2 entry: 1, or 2 with extended L2. */
     final int sliceEntries;
     final int sliceShift;
@@ -73,6 +75,7 @@ final class ImageState {
         this.l2Cache = l2Cache;
         this.refcountCache = refcountCache;
         this.fileEnd = file.size();
+        this.growth = new FileGrowth(file, fileEnd, !options.readOnly());
         this.writable = !options.readOnly();
         this.wordsPerEntry = g.extendedL2() ? 2 : 1;
         this.sliceEntries = l2Cache.tableSize() / g.l2EntrySize();
@@ -82,8 +85,8 @@ final class ImageState {
                 header.refcountTableOffset(), (int) header.refcountTableClusters());
         this.l1 = new L1Table(this, l1Entries);
         this.overlaps = new OverlapChecker(options.overlapCheck(), clusterSize, header.l1TableOffset(), l1Entries,
-                snapshots, header.snapshotsOffset(), refcounts::table, refcounts::tableOffset,
-                refcounts::tableClusters);
+                snapshots, header.snapshotsOffset(), refcounts::table, refcounts::usedTableEntries,
+                refcounts::tableOffset, refcounts::tableClusters);
     }
 
     /** The cache offset of the L2 slice holding entry {@code l2Index} of the L2 table at {@code l2Offset}. */

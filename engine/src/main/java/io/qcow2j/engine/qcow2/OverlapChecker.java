@@ -4,6 +4,8 @@ import io.qcow2j.engine.OverlapCheckMode;
 import io.qcow2j.engine.format.Qcow2Snapshot;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.function.IntSupplier;
+import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -37,12 +39,15 @@ public final class OverlapChecker {
     private final List<Qcow2Snapshot> snapshots;
     private final long[] l1;
     private final Supplier<long[]> refcountTable;
-    private final Supplier<Long> refcountTableOffset;
-    private final Supplier<Integer> refcountTableClusters;
+    /** Entries of the refcount table up to its last non-zero one: the rest names no block to check. */
+    private final IntSupplier refcountTableUsed;
+    /** Primitive suppliers: a boxed Long per check was the write path's last allocation per request. */
+    private final LongSupplier refcountTableOffset;
+    private final IntSupplier refcountTableClusters;
 
     OverlapChecker(OverlapCheckMode mode, int clusterSize, long l1Offset, long[] l1, List<Qcow2Snapshot> snapshots,
-            long snapshotsOffset, Supplier<long[]> refcountTable, Supplier<Long> refcountTableOffset,
-            Supplier<Integer> refcountTableClusters) {
+            long snapshotsOffset, Supplier<long[]> refcountTable, IntSupplier refcountTableUsed,
+            LongSupplier refcountTableOffset, IntSupplier refcountTableClusters) {
         this.checks = switch (mode) {
             case NONE -> 0;
             case CONSTANT -> CONSTANT;
@@ -62,6 +67,7 @@ public final class OverlapChecker {
         }
         this.snapshotsBytes = bytes;
         this.refcountTable = refcountTable;
+        this.refcountTableUsed = refcountTableUsed;
         this.refcountTableOffset = refcountTableOffset;
         this.refcountTableClusters = refcountTableClusters;
     }
@@ -83,7 +89,7 @@ public final class OverlapChecker {
             return "active L1 table";
         }
         if ((c & REFCOUNT_TABLE) != 0
-                && overlaps(offset, end, refcountTableOffset.get(), (long) refcountTableClusters.get() * clusterSize)) {
+                && overlaps(offset, end, refcountTableOffset.getAsLong(), (long) refcountTableClusters.getAsInt() * clusterSize)) {
             return "refcount table";
         }
         if ((c & SNAPSHOT_TABLE) != 0 && overlaps(offset, end, snapshotsOffset, snapshotsBytes)) {
@@ -105,8 +111,11 @@ public final class OverlapChecker {
             }
         }
         if ((c & REFCOUNT_BLOCK) != 0) {
-            for (long e : refcountTable.get()) {
-                long b = e & ~511L;
+            // QEMU walks the whole table; only its used part can name a block (a 64 KiB table has 8,192
+            // entries, most of them 0: walking them was the hottest method of an allocating write)
+            long[] table = refcountTable.get();
+            for (int i = 0, n = Math.min(table.length, refcountTableUsed.getAsInt()); i < n; i++) {
+                long b = table[i] & ~511L;
                 if (b != 0 && overlaps(offset, end, b, clusterSize)) {
                     return "refcount block";
                 }

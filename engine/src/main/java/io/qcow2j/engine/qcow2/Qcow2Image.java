@@ -586,6 +586,11 @@ public final class Qcow2Image implements Qcow2Disk {
                 flusher.flush();
                 flusher.markClean();
             }
+            try {
+                s.growth.close(); // the space reserved past the end is given back
+            } catch (IOException e) {
+                s.warnings.add(s.filename + ": giving back the space reserved past the end failed: " + e.getMessage());
+            }
             s.closed = true;
         } finally {
             s.requests.unlockExclusive();

@@ -51,6 +51,11 @@ public final class Refcounts {
     private final long maxRefcount;
 
     private long[] table;
+    /**
+     * No entry of {@link #table} at or past this index is non-zero (so none names a block): its last non-zero
+     * entry + 1, or more after ImageResize clears entries in place, which only makes it an upper bound.
+     */
+    private int tableUsed;
     private long tableOffset;
     private int tableClusters;
     /** No cluster below this index is free (QEMU's free_cluster_index). */
@@ -86,8 +91,22 @@ public final class Refcounts {
         this.blockBits = clusterBits + 3 - order;
         this.maxRefcount = RefcountBlock.maxValue(order);
         this.table = table;
+        this.tableUsed = used(table);
         this.tableOffset = tableOffset;
         this.tableClusters = tableClusters;
+    }
+
+    private static int used(long[] table) {
+        int n = table.length;
+        while (n > 0 && table[n - 1] == 0) {
+            n--;
+        }
+        return n;
+    }
+
+    /** No entry of the refcount table at or past this index names a block (see {@link #tableUsed}). */
+    public int usedTableEntries() {
+        return tableUsed;
     }
 
     /** Reads the refcount table named by the header. */
@@ -238,6 +257,7 @@ public final class Refcounts {
      */
     public void replaceTable(long[] newTable, long offset, int clusters) {
         table = newTable;
+        tableUsed = used(newTable);
         tableOffset = offset;
         tableClusters = clusters;
         freeHint = 0;
@@ -414,6 +434,7 @@ public final class Refcounts {
         }
         sync.flush();
         table[index] = value;
+        tableUsed = used(table);
     }
 
     /**
@@ -490,6 +511,7 @@ public final class Refcounts {
         int oldClusters = tableClusters;
         headerWriter.writeRefcountTable(newTableOffset, (int) (tableSize / entriesPerCluster));
         table = t;
+        tableUsed = used(t);
         tableOffset = newTableOffset;
         tableClusters = (int) (tableSize / entriesPerCluster);
         free(oldOffset, (long) oldClusters << clusterBits);

@@ -88,6 +88,19 @@ public final class MemoryFile implements io.qcow2j.ffm.PositionalFile {
         store.zero(offset, length);
     }
 
+    /** Reserving space changes neither the size nor the content: nothing to do, and it is supported. */
+    @Override
+    public boolean reserve(long offset, long length) throws IOException {
+        requireWritable();
+        return true;
+    }
+
+    /** Said cheap, so that the engine's growth ahead runs (and is crash-tested) on memory files. */
+    @Override
+    public boolean reservesCheaply() {
+        return true;
+    }
+
     @Override
     public long seekData(long offset) throws IOException {
         ensureOpen();

@@ -29,6 +29,7 @@ public final class RecordingFile extends ForwardingFile {
     private final List<IoEvent> log = new ArrayList<>();
     private long writes;
     private long syncs;
+    private long reserves;
     private long failWrite;
     private int failWriteErrno;
     private boolean failWritesOnward;
@@ -170,6 +171,21 @@ public final class RecordingFile extends ForwardingFile {
         }
         delegate.dataSync();
         log.add(new IoEvent.Sync());
+    }
+
+    /**
+     * Counted, not logged: a reservation ({@code fallocate} keeping the size) changes neither the size nor the
+     * content, so no crash state differs by it.
+     */
+    @Override
+    public synchronized boolean reserve(long offset, long length) throws IOException {
+        reserves++;
+        return delegate.reserve(offset, length);
+    }
+
+    /** Calls of {@link #reserve} so far. */
+    public synchronized long reserveCount() {
+        return reserves;
     }
 
     @Override
