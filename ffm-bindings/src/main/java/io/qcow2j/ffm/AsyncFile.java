@@ -47,11 +47,24 @@ public final class AsyncFile extends ForwardingFile {
         if (!Thread.currentThread().isVirtual() || (seg != null && !seg.isNative()) || file.isClosed()) {
             return false;
         }
-        if (seg == null || !file.isDirect()) {
+        return seg == null || aligned(offset, seg);
+    }
+
+    private boolean aligned(long offset, MemorySegment seg) {
+        if (!file.isDirect()) {
             return true;
         }
         int a = file.alignment();
         return offset % a == 0 && seg.byteSize() % a == 0 && seg.address() % file.memoryAlignment() == 0;
+    }
+
+    /**
+     * Whether a read into {@code dst} at {@code offset} can be handed to the backend as it is, from any thread
+     * ({@link AsyncReads}): a native, writable segment, the file open, and for direct I/O the offset, length
+     * and address aligned (else the delegate's bounce buffer is needed).
+     */
+    public boolean canQueue(long offset, MemorySegment dst) {
+        return dst.isNative() && !dst.isReadOnly() && !file.isClosed() && aligned(offset, dst);
     }
 
     private IoRequest take() throws IOException {

@@ -68,6 +68,46 @@ final class ClusterMap {
     }
 
     /**
+     * Maps {@code guest} as {@link #map} does, but only from a slice already in the cache and without waiting:
+     * optimistically, else under the metadata lock if it is free at once. Returns false, with {@code ext}
+     * meaningless, when that is not possible (a miss, the lock held, metadata that is not as it should be):
+     * the caller then takes the general path, which loads, waits and reports corruption.
+     */
+    boolean mapCached(long guest, long max, Extent ext) {
+        MetadataLock lock = s.lock;
+        long version = lock.optimisticVersion();
+        if (version != MetadataLock.HELD) {
+            try {
+                if (lookup(guest, max, ext, true) && lock.validate(version)) {
+                    if (ext.sharedSlot >= 0) {
+                        s.l2Cache.touch(ext.sharedSlot);
+                    }
+                    return true;
+                }
+            } catch (IOException | RuntimeException e) {
+                // read while a lock holder changed it: try under the lock
+            }
+        }
+        if (!lock.tryLock()) {
+            return false;
+        }
+        try {
+            // under the lock, peek finds what get would without loading anything; a miss returns false
+            if (!lookup(guest, max, ext, true)) {
+                return false;
+            }
+            if (ext.sharedSlot >= 0) {
+                s.l2Cache.touch(ext.sharedSlot);
+            }
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return false;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
      * One lookup. Holds the metadata lock, or ({@code optimistic}) reads without it what the caller then
      * validates; returns false when that needs the lock (the slice is not cached).
      */
