@@ -20,9 +20,14 @@ import java.util.function.Supplier;
  * that reaches end of file reads the rest as zeros (as {@code pread} past the end does for the engine); a part
  * that fails completes the future exceptionally with an {@link ErrnoException} naming the file and the call.
  *
+ * <p>A file in memory ({@link AsyncFile#isInMemory}: tmpfs) is the exception: its parts are copied by
+ * {@code pread} in {@link Group#submit}, on the caller's thread, because the kernel would only hand them to a
+ * worker thread of its own (a read of memory never waits for a device, so nothing is lost by not queueing it).
+ *
  * <p>Threads: {@link Group#add} and {@link Group#submit} run on the caller's thread; the future completes on
  * whichever thread completes the last part: the backend's completion thread (io_uring's reaper, a fallback
- * worker), or the submitting thread itself when the kernel finished the read inside the submit. Actions
+ * worker), or the submitting thread itself when the kernel finished the read inside the submit (or the file
+ * is in memory). Actions
  * attached to the future with the non-{@code Async} methods run there, so they must not block.
  *
  * @param <A> what the caller keeps per group (e.g. a reusable mapping record), created once per group
@@ -127,9 +132,15 @@ public final class AsyncReads<A> {
             int n = count;
             PENDING.setVolatile(this, n + 1);
             AsyncIo io = owner.file.io();
+            boolean now = owner.file.isInMemory();
             for (int i = 0; i < n; i++) {
+                IoRequest r = parts[i];
+                if (now) {
+                    copyNow(r);
+                    continue;
+                }
                 try {
-                    io.submit(parts[i]);
+                    io.submit(r);
                 } catch (IOException | RuntimeException e) {
                     fail(e); // a closed backend: this part will never complete, so count it here
                     countDown();
@@ -137,6 +148,19 @@ public final class AsyncReads<A> {
             }
             countDown(); // the submitter's own count: the future cannot complete before every part went out
             return f;
+        }
+
+        /** A read of memory ({@link AsyncFile#isInMemory}), done here rather than by a kernel worker thread. */
+        private void copyNow(IoRequest r) {
+            try {
+                long res = LibC.pread(r.fd, r.buffer, r.offset);
+                if (res < r.length) {
+                    r.buffer.asSlice(res).fill((byte) 0); // past the end of the file reads as zeros
+                }
+            } catch (ErrnoException e) {
+                fail(new ErrnoException(owner.file.path() + ": " + e.call(), e.errno()));
+            }
+            countDown();
         }
 
         private void partDone(IoRequest r) {

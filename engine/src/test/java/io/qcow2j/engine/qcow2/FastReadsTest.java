@@ -8,6 +8,8 @@ import io.qcow2j.engine.chain.ChainOpener;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.AsyncFile;
 import io.qcow2j.ffm.AsyncIo;
+import io.qcow2j.ffm.IoMode;
+import io.qcow2j.ffm.IoRequest;
 import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -22,6 +24,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -280,5 +283,71 @@ class FastReadsTest {
         }
         arena.close();
         Qemu.requireClean(img, "after close");
+    }
+
+    /**
+     * The invariant of {@link FastReads} made deterministic: the thread-pool backend's four workers are all
+     * held in completion callbacks of other requests, so a fast read of cluster X waits in the backend's
+     * queue; meanwhile a discard of X (which frees its host cluster) and a write of Y (which would reuse it)
+     * are started. The discard must wait for the read (the request lock), so the read returns X's bytes.
+     */
+    @Test
+    void aClusterIsNotFreedWhileAFastReadOfItIsInFlight() throws Exception {
+        Path d = dir("ext4");
+        Path img = Qemu.create(d, "f.qcow2", "cluster_size=65536", "4M");
+        Qemu.io(img, "write -P 0x58 0 64k"); // X: guest cluster 0; Y: guest cluster 1 (unallocated)
+        Path other = d.resolve("other");
+        Files.write(other, new byte[4096]);
+        CountDownLatch held = new CountDownLatch(4);
+        CountDownLatch release = new CountDownLatch(1);
+        try (AsyncIo io = AsyncIo.open("threads", 16); Arena arena = Arena.ofShared();
+                AlignedFile o = AlignedFile.open(other, IoMode.BUFFERED, StandardOpenOption.READ);
+                Qcow2Image im = open(img, ImageOptions.builder().readOnly(false).build(), io)) {
+            MemorySegment x = arena.allocate(65536, 4096);
+            im.read(0, x);
+            for (int i = 0; i < 4; i++) { // a completion runs on its worker: these hold all four
+                io.submit(new IoRequest().read(o.fd(), 0, arena.allocate(4096)).onCompletion(r -> {
+                    held.countDown();
+                    try {
+                        release.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }));
+            }
+            held.await();
+            try {
+                readWhileAClusterIsFreed(im, arena, x, release);
+            } finally {
+                release.countDown(); // the backend's close waits for its workers
+            }
+        }
+        Qemu.requireClean(img, "after the discard and the write");
+    }
+
+    private static void readWhileAClusterIsFreed(Qcow2Image im, Arena arena, MemorySegment x, CountDownLatch release)
+            throws Exception {
+        x.fill((byte) 0);
+        long f0 = im.fastReads();
+        CompletableFuture<Void> read = im.readAsync(0, x);
+        assertThat(im.fastReads()).isEqualTo(f0 + 1);
+        MemorySegment y = arena.allocate(65536, 4096);
+        y.fill((byte) 0x59);
+        CompletableFuture<Void> discardThenWrite = CompletableFuture.runAsync(() -> {
+            try {
+                im.discard(0, 65536); // frees X's host cluster ...
+                im.write(65536, y);   // ... which Y's allocation would take
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        Thread.sleep(300);
+        assertThat(read).as("queued behind the held workers").isNotDone();
+        boolean discardedWhileReading = discardThenWrite.isDone();
+        release.countDown();
+        read.join();
+        assertThat(x.toArray(ValueLayout.JAVA_BYTE)).as("X's bytes, not Y's").containsOnly((byte) 0x58);
+        assertThat(discardedWhileReading).as("the discard waited for the read in flight").isFalse();
+        discardThenWrite.join();
     }
 }
