@@ -426,6 +426,10 @@ public final class BenchCommand implements Callable<Integer> {
          * with a buffer of its own from a pool; a flush (with drain) waits for every request in flight first.
          */
         void goAsync() throws Exception {
+            if (flushInterval == 0) {
+                goLanes();
+                return;
+            }
             int inFlight = (int) Math.min(depth, count);
             Semaphore slots = new Semaphore(inFlight);
             ArrayBlockingQueue<MemorySegment> buffers = new ArrayBlockingQueue<>(inFlight);
@@ -469,6 +473,63 @@ public final class BenchCommand implements Callable<Integer> {
             }
             if (failure != null) {
                 throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        /**
+         * The asynchronous run without flushes: {@code depth} lanes, each with a buffer and one request in flight;
+         * a request's completion starts the lane's next one (on the completing thread, as an event-driven
+         * embedder such as a virtio queue would), so no thread waits for a free slot and is woken per request.
+         * A future already complete when it is returned (a read the engine finished inside the call) is
+         * followed in a loop, not by recursion.
+         */
+        void goLanes() throws Exception {
+            int lanes = (int) Math.min(depth, count);
+            java.util.concurrent.CountDownLatch finished = new java.util.concurrent.CountDownLatch(lanes);
+            try (Arena arena = Arena.ofShared()) {
+                for (int k = 0; k < lanes; k++) {
+                    MemorySegment b = arena.allocate(bufsize, 4096);
+                    if (write) {
+                        b.fill((byte) pattern);
+                    }
+                    lane(b, finished);
+                }
+                finished.await(); // every request completed before the buffers go
+            }
+            if (failure != null) {
+                throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        private void lane(MemorySegment b, java.util.concurrent.CountDownLatch finished) {
+            while (true) {
+                long i = failure == null ? next.getAndIncrement() : count;
+                long off = i < count ? offsetOf(i) : 0;
+                if (i >= count || off + bufsize > imageSize) {
+                    if (i < count) {
+                        failure = new IOException("request " + i + " of " + bufsize + " bytes at offset " + off
+                                + " runs past the end of the image (" + imageSize + " bytes)");
+                    }
+                    finished.countDown();
+                    return;
+                }
+                long t0 = System.nanoTime();
+                CompletableFuture<Void> f = target.submit(write, off, b);
+                if (!f.isDone()) {
+                    f.whenComplete((v, e) -> {
+                        finish((int) i, t0, e);
+                        lane(b, finished);
+                    });
+                    return;
+                }
+                finish((int) i, t0, f.isCompletedExceptionally() ? f.exceptionNow() : null);
+            }
+        }
+
+        private void finish(int i, long t0, Throwable e) {
+            latencies[i] = System.nanoTime() - t0;
+            if (e != null) {
+                failure = e;
             }
         }
 
