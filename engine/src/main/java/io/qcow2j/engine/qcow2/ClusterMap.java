@@ -43,20 +43,10 @@ final class ClusterMap {
 
     /** Maps {@code guest} (at most {@code max} bytes) into {@code ext}: optimistically first, else under the lock. */
     void map(long guest, long max, Extent ext) throws IOException {
-        MetadataLock lock = s.lock;
-        long version = lock.optimisticVersion();
-        if (version != MetadataLock.HELD) {
-            try {
-                if (lookup(guest, max, ext, true) && lock.validate(version)) {
-                    if (ext.sharedSlot >= 0) {
-                        s.l2Cache.touch(ext.sharedSlot);
-                    }
-                    return;
-                }
-            } catch (IOException | RuntimeException e) {
-                // metadata read while a lock holder changed it, or a closing cache: the locked path decides
-            }
+        if (mapOptimistically(guest, max, ext)) {
+            return;
         }
+        MetadataLock lock = s.lock;
         lock.lock();
         try {
             lookup(guest, max, ext, false);
@@ -67,6 +57,26 @@ final class ClusterMap {
         }
     }
 
+    /** The lookup without the lock, kept if no thread held the lock meanwhile (then the hit is reported). */
+    private boolean mapOptimistically(long guest, long max, Extent ext) {
+        MetadataLock lock = s.lock;
+        long version = lock.optimisticVersion();
+        if (version == MetadataLock.HELD) {
+            return false;
+        }
+        try {
+            if (lookup(guest, max, ext, true) && lock.validate(version)) {
+                if (ext.sharedSlot >= 0) {
+                    s.l2Cache.touch(ext.sharedSlot);
+                }
+                return true;
+            }
+        } catch (IOException | RuntimeException e) {
+            // metadata read while a lock holder changed it, or a closing cache: the locked path decides
+        }
+        return false;
+    }
+
     /**
      * Maps {@code guest} as {@link #map} does, but only from a slice already in the cache and without waiting:
      * optimistically, else under the metadata lock if it is free at once. Returns false, with {@code ext}
@@ -74,20 +84,10 @@ final class ClusterMap {
      * the caller then takes the general path, which loads, waits and reports corruption.
      */
     boolean mapCached(long guest, long max, Extent ext) {
-        MetadataLock lock = s.lock;
-        long version = lock.optimisticVersion();
-        if (version != MetadataLock.HELD) {
-            try {
-                if (lookup(guest, max, ext, true) && lock.validate(version)) {
-                    if (ext.sharedSlot >= 0) {
-                        s.l2Cache.touch(ext.sharedSlot);
-                    }
-                    return true;
-                }
-            } catch (IOException | RuntimeException e) {
-                // read while a lock holder changed it: try under the lock
-            }
+        if (mapOptimistically(guest, max, ext)) {
+            return true;
         }
+        MetadataLock lock = s.lock;
         if (!lock.tryLock()) {
             return false;
         }
