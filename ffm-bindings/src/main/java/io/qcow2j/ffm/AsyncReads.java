@@ -140,7 +140,9 @@ public final class AsyncReads<A> {
                     continue;
                 }
                 try {
-                    io.submit(r);
+                    if (!io.trySubmit(r)) {
+                        copyNow(r); // the backend is full: never wait for it here (this may be its own thread)
+                    }
                 } catch (IOException | RuntimeException e) {
                     fail(e); // a closed backend: this part will never complete, so count it here
                     countDown();
@@ -150,7 +152,11 @@ public final class AsyncReads<A> {
             return f;
         }
 
-        /** A read of memory ({@link AsyncFile#isInMemory}), done here rather than by a kernel worker thread. */
+        /**
+         * The read done here, by {@code pread}: for a file in memory ({@link AsyncFile#isInMemory}) rather than
+         * by a kernel worker thread, and when the backend has no room (rare: waiting would block the caller,
+         * which may be the backend's completion thread).
+         */
         private void copyNow(IoRequest r) {
             try {
                 long res = LibC.pread(r.fd, r.buffer, r.offset);
