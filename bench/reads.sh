@@ -7,6 +7,7 @@
 #
 #   bench/reads.sh [--reps N] [--count N] [--dirs "DIR ..."]   (defaults: 3 reps, 400000 requests;
 #                                                               O_DIRECT rows a quarter of that)
+#   bench/reads.sh --rows "direct-d16"                          (only these rows, where they apply)
 #   CI=true bench/reads.sh                                      (bounded: 1 rep, 2000 requests, 64 MiB)
 #
 # Rows: covered-d16 and covered-d1 (buffered, the L2 cache covering the image: l2-cache-size=1M,
@@ -16,13 +17,14 @@
 # raw file holds the same bytes. Output: TSV (fs row tool rep iops), then medians and ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
-reps=3 count=400000 size_mib=1024 dirs="/dev/shm/qcow2j-reads $root/bench/results/reads-disk"
+reps=3 count=400000 size_mib=1024 only="" dirs="/dev/shm/qcow2j-reads $root/bench/results/reads-disk"
 [ "${CI:-}" = true ] && reps=1 count=2000 size_mib=64
 while [ $# -gt 0 ]; do
   case $1 in
     --reps) reps=$2; shift ;;
     --count) count=$2; shift ;;
     --dirs) dirs=$2; shift ;;
+    --rows) only=$2; shift ;;
     *) echo "reads.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -67,6 +69,10 @@ for d in $dirs; do
   fi
   rows=(covered-d16 covered-d1)
   [ "$fs" != tmpfs ] && rows+=(direct-d16)
+  if [ -n "$only" ]; then
+    keep=(); for r in "${rows[@]}"; do [[ " $only " == *" $r "* ]] && keep+=("$r"); done; rows=("${keep[@]}")
+  fi
+  [ ${#rows[@]} -eq 0 ] && continue
   for rep in $(seq 1 "$reps"); do
     for row in "${rows[@]}"; do
       case $row in
