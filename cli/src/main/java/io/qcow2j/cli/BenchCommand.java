@@ -2,13 +2,13 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.CacheStats;
+import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.Images;
 import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.engine.Qcow2j;
 import io.qcow2j.ffm.AlignedFile;
-import io.qcow2j.ffm.AsyncFile;
 import io.qcow2j.ffm.AsyncIo;
 import io.qcow2j.ffm.IoMode;
 import io.qcow2j.ffm.PositionalFile;
@@ -230,12 +230,15 @@ public final class BenchCommand implements Callable<Integer> {
             file = opts.filename();
             opts = opts.toBuilder().readOnly(!write).build();
         }
+        if (format.equals("raw") && engine.equals("async")) {
+            return rawDisk(file, opts);
+        }
         if (format.equals("raw")) {
             IoMode io = mode == CacheMode.NONE ? IoMode.DIRECT : IoMode.BUFFERED;
             AlignedFile aligned = write
                     ? AlignedFile.open(Path.of(file), io, StandardOpenOption.READ, StandardOpenOption.WRITE)
                     : AlignedFile.open(Path.of(file), io, StandardOpenOption.READ);
-            PositionalFile f = engine.equals("async") ? new AsyncFile(aligned, AsyncIo.shared()) : aligned;
+            PositionalFile f = aligned;
             long sz = f.size();
             boolean sync = mode != CacheMode.UNSAFE;
             return new Target() {
@@ -277,30 +280,54 @@ public final class BenchCommand implements Callable<Integer> {
             spec.commandLine().getErr().println("qcow2j: warning: " + w);
         }
         image = im;
+        return diskTarget(im, false);
+    }
+
+    /**
+     * {@code -f raw --engine async}: the engine's raw disk (what {@code Images.open} gives for a raw file), so
+     * that its asynchronous reads take the same path as a qcow2 image's: straight to io_uring.
+     */
+    private Target rawDisk(String file, ImageOptions opts) throws IOException {
+        Disk d = Images.open(Path.of(file), opts);
+        if (!d.format().equals("raw")) {
+            d.close();
+            throw new IllegalArgumentException(file + ": -f raw on a " + d.format() + " image");
+        }
+        return diskTarget(d, opts.cacheMode() != CacheMode.UNSAFE);
+    }
+
+    /** A run on a {@link Disk}; {@code countSyncs}: a raw disk's flushes are its syncs (qcow2 counts its own). */
+    private Target diskTarget(Disk d, boolean countSyncs) {
         return new Target() {
+            long syncs;
+
             public long size() {
-                return im.size();
+                return d.size();
             }
 
             public void read(long off, MemorySegment b) throws IOException {
-                im.read(off, b);
+                d.read(off, b);
             }
 
             public void write(long off, MemorySegment b) throws IOException {
-                im.write(off, b);
+                d.write(off, b);
             }
 
             @Override
             public CompletableFuture<Void> submit(boolean write, long off, MemorySegment b) {
-                return write ? im.writeAsync(off, b) : im.readAsync(off, b);
+                return write ? d.writeAsync(off, b) : d.readAsync(off, b);
             }
 
             public void flush() throws IOException {
-                im.flush();
+                d.flush();
+                syncs += countSyncs ? 1 : 0;
             }
 
             public void close() throws IOException {
-                im.close();
+                if (countSyncs) {
+                    rawSyncs = syncs;
+                }
+                d.close();
             }
         };
     }
@@ -380,6 +407,10 @@ public final class BenchCommand implements Callable<Integer> {
          * with a buffer of its own from a pool; a flush (with drain) waits for every request in flight first.
          */
         void goAsync() throws Exception {
+            if (flushInterval == 0) {
+                goLanes();
+                return;
+            }
             int inFlight = (int) Math.min(depth, count);
             Semaphore slots = new Semaphore(inFlight);
             ArrayBlockingQueue<MemorySegment> buffers = new ArrayBlockingQueue<>(inFlight);
@@ -423,6 +454,63 @@ public final class BenchCommand implements Callable<Integer> {
             }
             if (failure != null) {
                 throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        /**
+         * The asynchronous run without flushes: {@code depth} lanes, each with a buffer and one request in flight;
+         * a request's completion starts the lane's next one (on the completing thread, as an event-driven
+         * embedder such as a virtio queue would), so no thread waits for a free slot and is woken per request.
+         * A future already complete when it is returned (a read the engine finished inside the call) is
+         * followed in a loop, not by recursion.
+         */
+        void goLanes() throws Exception {
+            int lanes = (int) Math.min(depth, count);
+            java.util.concurrent.CountDownLatch finished = new java.util.concurrent.CountDownLatch(lanes);
+            try (Arena arena = Arena.ofShared()) {
+                for (int k = 0; k < lanes; k++) {
+                    MemorySegment b = arena.allocate(bufsize, 4096);
+                    if (write) {
+                        b.fill((byte) pattern);
+                    }
+                    lane(b, finished);
+                }
+                finished.await(); // every request completed before the buffers go
+            }
+            if (failure != null) {
+                throw failure instanceof Exception e ? e : new RuntimeException(failure);
+            }
+        }
+
+        private void lane(MemorySegment b, java.util.concurrent.CountDownLatch finished) {
+            while (true) {
+                long i = failure == null ? next.getAndIncrement() : count;
+                long off = i < count ? offsetOf(i) : 0;
+                if (i >= count || off + bufsize > imageSize) {
+                    if (i < count) {
+                        failure = new IOException("request " + i + " of " + bufsize + " bytes at offset " + off
+                                + " runs past the end of the image (" + imageSize + " bytes)");
+                    }
+                    finished.countDown();
+                    return;
+                }
+                long t0 = System.nanoTime();
+                CompletableFuture<Void> f = target.submit(write, off, b);
+                if (!f.isDone()) {
+                    f.whenComplete((v, e) -> {
+                        finish((int) i, t0, e);
+                        lane(b, finished);
+                    });
+                    return;
+                }
+                finish((int) i, t0, f.isCompletedExceptionally() ? f.exceptionNow() : null);
+            }
+        }
+
+        private void finish(int i, long t0, Throwable e) {
+            latencies[i] = System.nanoTime() - t0;
+            if (e != null) {
+                failure = e;
             }
         }
 

@@ -31,7 +31,12 @@ import java.util.concurrent.CompletableFuture;
  * flight together complete in some order, with the bytes of one or the other. Buffers must stay alive and
  * unchanged until the future completes, and be accessible from any thread (a shared, global or auto arena,
  * not a confined one). Each runs the blocking method on a virtual thread, whose file I/O
- * parks instead of holding a carrier: see docs/ARCHITECTURE.md, "Asynchronous requests".
+ * parks instead of holding a carrier: see docs/ARCHITECTURE.md, "Asynchronous requests". Reads whose
+ * mapping the disk has at hand skip the virtual thread: their file reads are queued from the calling
+ * thread and the future completes on the engine's I/O completion thread (or on the calling thread, when the
+ * bytes were at hand at once). Actions attached with the non-{@code Async} methods of
+ * {@link CompletableFuture} then run on that thread and must not block (use the {@code …Async} forms, or
+ * hand the work to a thread of your own).
  *
  * <p>Owns its file (and its backing chain): {@link #close()} flushes a writable disk and releases everything.
  */

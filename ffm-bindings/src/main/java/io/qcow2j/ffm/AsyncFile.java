@@ -2,6 +2,8 @@ package io.qcow2j.ffm;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.ArrayBlockingQueue;
 
 /**
@@ -22,14 +24,35 @@ public final class AsyncFile extends ForwardingFile {
     private final AlignedFile file;
     private final AsyncIo io;
     private final ArrayBlockingQueue<IoRequest> pool;
+    private final boolean inMemory;
 
     public AsyncFile(AlignedFile file, AsyncIo io) {
         super(file);
         this.file = file;
         this.io = io;
+        this.inMemory = !file.isDirect() && inMemory(file.path());
         this.pool = new ArrayBlockingQueue<>(io.depth());
         for (int i = 0; i < io.depth(); i++) {
             pool.add(new IoRequest());
+        }
+    }
+
+    /**
+     * Whether the file lives in memory (tmpfs, ramfs), read buffered: a read of it never waits for a device.
+     * io_uring cannot complete such a read in the submitting call (shmem has no non-blocking reads: measured,
+     * {@code preadv2(RWF_NOWAIT)} fails with EOPNOTSUPP on Linux 6.18) and hands every one to an io-wq worker
+     * thread, two thread hand-offs for a memory copy; {@link AsyncReads} copies these on the submitting thread.
+     */
+    public boolean isInMemory() {
+        return inMemory;
+    }
+
+    private static boolean inMemory(Path path) {
+        try {
+            String type = Files.getFileStore(path).type();
+            return type.equals("tmpfs") || type.equals("ramfs");
+        } catch (IOException | RuntimeException e) {
+            return false; // unknown: the ring, which is right everywhere
         }
     }
 
@@ -47,11 +70,24 @@ public final class AsyncFile extends ForwardingFile {
         if (!Thread.currentThread().isVirtual() || (seg != null && !seg.isNative()) || file.isClosed()) {
             return false;
         }
-        if (seg == null || !file.isDirect()) {
+        return seg == null || aligned(offset, seg);
+    }
+
+    private boolean aligned(long offset, MemorySegment seg) {
+        if (!file.isDirect()) {
             return true;
         }
         int a = file.alignment();
         return offset % a == 0 && seg.byteSize() % a == 0 && seg.address() % file.memoryAlignment() == 0;
+    }
+
+    /**
+     * Whether a read into {@code dst} at {@code offset} can be handed to the backend as it is, from any thread
+     * ({@link AsyncReads}): a native, writable segment, the file open, and for direct I/O the offset, length
+     * and address aligned (else the delegate's bounce buffer is needed).
+     */
+    public boolean canQueue(long offset, MemorySegment dst) {
+        return dst.isNative() && !dst.isReadOnly() && !file.isClosed() && aligned(offset, dst);
     }
 
     private IoRequest take() throws IOException {

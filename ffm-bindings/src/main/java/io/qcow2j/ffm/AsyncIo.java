@@ -33,6 +33,13 @@ public sealed interface AsyncIo extends AutoCloseable permits IoUring, ThreadPoo
     /** Hands {@code request} to the backend. Fails only for a closed backend. */
     void submit(IoRequest request) throws IOException;
 
+    /**
+     * Hands {@code request} to the backend if it has room at once, else returns false having done nothing:
+     * for submitters that must never wait, such as a completion callback on the backend's own completion
+     * thread (waiting there for a slot that only that thread can free would never end).
+     */
+    boolean trySubmit(IoRequest request) throws IOException;
+
     /** Submits {@code chain} so that each request starts after the one before it completed successfully. */
     void submitLinked(IoRequest... chain) throws IOException;
 

@@ -158,6 +158,11 @@ public final class IoRequest {
         finished = false;
     }
 
+    /** Undoes {@link #started} for a request the backend did not take after all (no completion runs). */
+    void finishUnsubmitted() {
+        finished = true;
+    }
+
     /** Called by the backend once, with bytes moved or -errno. */
     void finish(long res) {
         result = res;

@@ -239,7 +239,19 @@ public final class IoUring implements AsyncIo {
         request.next = null;
         request.linked = false;
         request.started();
-        submitAll(request, 1);
+        submitAll(request, 1, true);
+    }
+
+    @Override
+    public boolean trySubmit(IoRequest request) throws IOException {
+        request.next = null;
+        request.linked = false;
+        request.started();
+        if (!submitAll(request, 1, false)) {
+            request.finishUnsubmitted();
+            return false;
+        }
+        return true;
     }
 
     @Override
@@ -248,14 +260,20 @@ public final class IoUring implements AsyncIo {
             throw new IllegalArgumentException("a chain of " + chain.length + " exceeds the ring (" + entries + ")");
         }
         IoRequest.link(chain);
-        submitAll(chain[0], chain.length);
+        submitAll(chain[0], chain.length, true);
     }
 
-    /** Puts {@code n} requests, {@code first} and its {@code next}s, in the ring and submits them. */
-    private void submitAll(IoRequest first, int n) throws IOException {
+    /**
+     * Puts {@code n} requests, {@code first} and its {@code next}s, in the ring and submits them; waits for
+     * free slots, or ({@code !wait}) returns false at once when there are too few.
+     */
+    private boolean submitAll(IoRequest first, int n, boolean wait) throws IOException {
         lock.lock();
         try {
             while (freeCount < n && !closed) {
+                if (!wait) {
+                    return false;
+                }
                 slotFree.awaitUninterruptibly();
             }
             if (closed) {
@@ -276,6 +294,7 @@ public final class IoUring implements AsyncIo {
         // kernel consumed an entry because unconsumed entries each hold an in-flight slot (at most entries).
         enter(first.callState(), n);
         reapIfFree();
+        return true;
     }
 
     /** Fills the next SQE for {@code r} (continuing after {@code r.done} bytes). Caller holds the lock. */

@@ -59,6 +59,21 @@ public final class ThreadPoolIo implements AsyncIo {
     }
 
     @Override
+    public boolean trySubmit(IoRequest request) throws IOException {
+        if (closed) {
+            throw new IOException("I/O backend is closed");
+        }
+        request.next = null;
+        request.linked = false;
+        request.started();
+        if (!queue.offer(request)) {
+            request.finishUnsubmitted();
+            return false;
+        }
+        return true;
+    }
+
+    @Override
     public void submitLinked(IoRequest... chain) throws IOException {
         IoRequest.link(chain);
         putHead(chain[0]);

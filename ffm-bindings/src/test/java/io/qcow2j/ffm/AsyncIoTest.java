@@ -258,4 +258,61 @@ class AsyncIoTest {
             return 0;
         }
     }
+
+    /**
+     * A backend with no room refuses {@code trySubmit} at once (the thread pool's workers held in completions
+     * and its queue full; io_uring's slots all taken by reads of a FIFO), and {@link AsyncReads} then reads
+     * the part itself instead of waiting: its future completes, with the file's bytes.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "threads"})
+    void aFullBackendRefusesTrySubmitAndAsyncReadsReadThemselves(String backend) throws Exception {
+        try (TestDirs dirs = TestDirs.disk(); AsyncIo io = AsyncIo.open(backend, 4); Arena arena = Arena.ofShared()) {
+            Path data = dirs.file("data");
+            byte[] content = random(8192, 5);
+            Files.write(data, content);
+            Path fifo = dirs.file("fifo");
+            assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).inheritIO().start().waitFor());
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            try (AlignedFile d = AlignedFile.open(data, IoMode.BUFFERED, StandardOpenOption.READ);
+                    AlignedFile p = AlignedFile.open(fifo, IoMode.BUFFERED, StandardOpenOption.READ,
+                            StandardOpenOption.WRITE);
+                    java.io.FileOutputStream unblock = new java.io.FileOutputStream(fifo.toFile())) {
+                java.util.concurrent.CountDownLatch workersHeld = new java.util.concurrent.CountDownLatch(4);
+                int held = 0;
+                while (true) { // fill the backend: requests that do not complete until released
+                    IoRequest r = backend.equals("io_uring") ? new IoRequest().read(p.fd(), 0, arena.allocate(1))
+                            : new IoRequest().read(d.fd(), 0, arena.allocate(1)).onCompletion(q -> {
+                                workersHeld.countDown();
+                                try {
+                                    release.await();
+                                } catch (InterruptedException e) {
+                                    Thread.currentThread().interrupt();
+                                }
+                            });
+                    if (!io.trySubmit(r)) {
+                        break;
+                    }
+                    if (++held == 4 && backend.equals("threads")) {
+                        workersHeld.await(); // all four workers are in a completion: the queue fills from here
+                    }
+                    assertTrue(held <= 64, "the backend never filled up");
+                }
+                AsyncFile f = new AsyncFile(d, io);
+                AsyncReads<Void> reads = new AsyncReads<>(f, 1, 2, () -> null, () -> { });
+                AsyncReads.Group<Void> g = reads.begin();
+                MemorySegment a = arena.allocate(4096, 4096);
+                MemorySegment b = arena.allocate(4096, 4096);
+                assertTrue(g.add(0, a) && g.add(4096, b));
+                g.submit().get(10, java.util.concurrent.TimeUnit.SECONDS); // not waiting for the backend
+                assertArrayEquals(java.util.Arrays.copyOfRange(content, 0, 4096), a.toArray(ValueLayout.JAVA_BYTE));
+                assertArrayEquals(java.util.Arrays.copyOfRange(content, 4096, 8192), b.toArray(ValueLayout.JAVA_BYTE));
+                release.countDown();
+                unblock.write(new byte[held]);
+                unblock.flush();
+            } finally {
+                release.countDown();
+            }
+        }
+    }
 }

@@ -43,25 +43,65 @@ final class ClusterMap {
 
     /** Maps {@code guest} (at most {@code max} bytes) into {@code ext}: optimistically first, else under the lock. */
     void map(long guest, long max, Extent ext) throws IOException {
-        MetadataLock lock = s.lock;
-        long version = lock.optimisticVersion();
-        if (version != MetadataLock.HELD) {
-            try {
-                if (lookup(guest, max, ext, true) && lock.validate(version)) {
-                    if (ext.sharedSlot >= 0) {
-                        s.l2Cache.touch(ext.sharedSlot);
-                    }
-                    return;
-                }
-            } catch (IOException | RuntimeException e) {
-                // metadata read while a lock holder changed it, or a closing cache: the locked path decides
-            }
+        if (mapOptimistically(guest, max, ext)) {
+            return;
         }
+        MetadataLock lock = s.lock;
         lock.lock();
         try {
             lookup(guest, max, ext, false);
         } catch (Qcow2FormatException e) {
             throw s.corrupted(e);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** The lookup without the lock, kept if no thread held the lock meanwhile (then the hit is reported). */
+    private boolean mapOptimistically(long guest, long max, Extent ext) {
+        MetadataLock lock = s.lock;
+        long version = lock.optimisticVersion();
+        if (version == MetadataLock.HELD) {
+            return false;
+        }
+        try {
+            if (lookup(guest, max, ext, true) && lock.validate(version)) {
+                if (ext.sharedSlot >= 0) {
+                    s.l2Cache.touch(ext.sharedSlot);
+                }
+                return true;
+            }
+        } catch (IOException | RuntimeException e) {
+            // metadata read while a lock holder changed it, or a closing cache: the locked path decides
+        }
+        return false;
+    }
+
+    /**
+     * Maps {@code guest} as {@link #map} does, but only from a slice already in the cache and without waiting:
+     * optimistically, else under the metadata lock if it is free at once. Returns false, with {@code ext}
+     * meaningless, when that is not possible (a miss, the lock held, metadata that is not as it should be):
+     * the caller then takes the general path, which loads, waits and reports corruption.
+     */
+    boolean mapCached(long guest, long max, Extent ext) {
+        if (mapOptimistically(guest, max, ext)) {
+            return true;
+        }
+        MetadataLock lock = s.lock;
+        if (!lock.tryLock()) {
+            return false;
+        }
+        try {
+            // under the lock, peek finds what get would without loading anything; a miss returns false
+            if (!lookup(guest, max, ext, true)) {
+                return false;
+            }
+            if (ext.sharedSlot >= 0) {
+                s.l2Cache.touch(ext.sharedSlot);
+            }
+            return true;
+        } catch (IOException | RuntimeException e) {
+            return false;
         } finally {
             lock.unlock();
         }

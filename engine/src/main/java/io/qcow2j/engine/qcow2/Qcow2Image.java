@@ -35,6 +35,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
 
@@ -59,6 +60,7 @@ public final class Qcow2Image implements Qcow2Disk {
     private final ImageState s;
     private final ClusterMap map;
     private final ClusterReader reader;
+    private final FastReads fastReads;
     private final ClusterWriter writer;
     private final CompressedClusterWriter compressedWriter;
     private final ZeroAndDiscard zeroes;
@@ -71,6 +73,7 @@ public final class Qcow2Image implements Qcow2Disk {
         this.s = s;
         this.map = new ClusterMap(s);
         this.reader = new ClusterReader(s, map);
+        this.fastReads = new FastReads(s, map);
         this.flusher = new MetadataFlush(s);
         this.writer = new ClusterWriter(s, reader, flusher);
         this.zeroes = new ZeroAndDiscard(s, map, writer);
@@ -169,6 +172,24 @@ public final class Qcow2Image implements Qcow2Disk {
         } finally {
             s.requests.unlockShared();
         }
+    }
+
+    /** On the fast path when the mapping is cached ({@link FastReads}), else the blocking read on a virtual thread. */
+    @Override
+    public CompletableFuture<Void> readAsync(long offset, MemorySegment dst) {
+        CompletableFuture<Void> f = fastReads.start(offset, dst, null);
+        return f != null ? f : Qcow2Disk.super.readAsync(offset, dst);
+    }
+
+    /** Reads that took the fast path so far (tests). */
+    long fastReads() {
+        return fastReads.started();
+    }
+
+    @Override
+    public CompletableFuture<Void> readvAsync(long offset, MemorySegment... buffers) {
+        CompletableFuture<Void> f = fastReads.start(offset, null, buffers);
+        return f != null ? f : Qcow2Disk.super.readvAsync(offset, buffers);
     }
 
     /**

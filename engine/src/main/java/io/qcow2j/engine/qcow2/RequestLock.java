@@ -41,6 +41,20 @@ public final class RequestLock {
         }
     }
 
+    /**
+     * Enters as one of many requests if no exclusive holder is in or waiting; never waits. The fast read path
+     * ({@link FastReads}) uses it on the caller's thread, which must not block: it takes the general path
+     * instead. The unlock may come from another thread (the I/O completion): the stripes only need to add up.
+     */
+    public boolean tryLockShared() {
+        shared.add(1);
+        if (!exclusive || exclusiveLock.isHeldByCurrentThread()) {
+            return true;
+        }
+        shared.add(-1);
+        return false;
+    }
+
     public void unlockShared() {
         shared.add(-1);
     }

@@ -1,5 +1,6 @@
 package io.qcow2j.engine.qcow2;
 
+import io.qcow2j.ffm.AsyncFile;
 import io.qcow2j.ffm.ForwardingFile;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
@@ -18,6 +19,14 @@ final class WrittenExtent extends ForwardingFile {
     WrittenExtent(PositionalFile file) throws IOException {
         super(file);
         this.end = new AtomicLong(file.size());
+    }
+
+    /**
+     * The file underneath when it completes I/O asynchronously (the engine's own files), else null (a test's
+     * recording or fault-injecting wrapper, whose calls must all go through it).
+     */
+    AsyncFile async() {
+        return delegate instanceof AsyncFile a ? a : null;
     }
 
     /** Everything at or past this offset has never been written. */

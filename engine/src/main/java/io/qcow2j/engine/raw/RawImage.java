@@ -6,11 +6,17 @@ import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.FastZeroUnsupportedException;
 import io.qcow2j.engine.Ranges;
 import io.qcow2j.engine.ZeroFlag;
+import io.qcow2j.ffm.AsyncFile;
+import io.qcow2j.ffm.AsyncReads;
 import io.qcow2j.ffm.PositionalFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A raw disk image: guest offset = file offset, the virtual size the file's size at open. Holes (from
@@ -24,6 +30,15 @@ public final class RawImage implements Disk {
     private final boolean readOnly;
     private final CacheMode cacheMode;
     private volatile boolean closed;
+    /**
+     * Fast-path reads in flight ({@link #readAsync}): raised before {@link #closed} is read, lowered by the
+     * read's completion; close raises {@code closed} and then waits for zero (both volatile, so one of the two
+     * sees the other), so no read is handed the descriptor after close released it.
+     */
+    private final AtomicInteger inFlight = new AtomicInteger();
+    /** Null unless the file completes I/O asynchronously (the engine's own files). */
+    private final AsyncReads<Void> reads;
+    private final LongAdder fast = new LongAdder();
 
     private RawImage(PositionalFile file, long size, String filename, boolean readOnly, CacheMode cacheMode) {
         this.file = file;
@@ -31,7 +46,12 @@ public final class RawImage implements Disk {
         this.filename = filename;
         this.readOnly = readOnly;
         this.cacheMode = cacheMode;
+        this.reads = file instanceof AsyncFile a
+                ? new AsyncReads<>(a, FAST_READS, 1, () -> null, inFlight::decrementAndGet) : null;
     }
+
+    /** Fast-path reads that may be in flight at once; more take the virtual-thread path. */
+    private static final int FAST_READS = 128;
 
     /** Wraps an open read-only file; its size is the file's size. Takes ownership of {@code f}. */
     public static RawImage open(PositionalFile f, String filename) throws IOException {
@@ -69,6 +89,40 @@ public final class RawImage implements Disk {
         if (n < dst.byteSize()) {
             dst.asSlice(n).fill((byte) 0); // the file shrank under us: what is gone reads as zeros
         }
+    }
+
+    /**
+     * Straight to the file's I/O backend, completed by its completion (see {@link AsyncReads}); on a virtual
+     * thread only for what the backend cannot take as it is (a heap or misaligned buffer, all fast reads busy).
+     */
+    @Override
+    public CompletableFuture<Void> readAsync(long offset, MemorySegment dst) {
+        CompletableFuture<Void> f = startRead(offset, dst);
+        return f != null ? f : Disk.super.readAsync(offset, dst);
+    }
+
+    private CompletableFuture<Void> startRead(long offset, MemorySegment dst) {
+        if (reads == null || offset < 0 || dst.byteSize() == 0 || dst.byteSize() > size - offset) {
+            return null; // the general path reports a bad range
+        }
+        inFlight.incrementAndGet();
+        AsyncReads.Group<Void> g = closed ? null : reads.begin();
+        if (g == null) {
+            inFlight.decrementAndGet();
+            return null;
+        }
+        if (!g.add(offset, dst)) {
+            g.abandon();
+            inFlight.decrementAndGet();
+            return null;
+        }
+        fast.increment();
+        return g.submit();
+    }
+
+    /** Reads that took the fast path so far (tests). */
+    long fastReads() {
+        return fast.sum();
     }
 
     @Override
@@ -181,6 +235,9 @@ public final class RawImage implements Disk {
             return;
         }
         closed = true;
+        while (inFlight.get() > 0) {
+            LockSupport.parkNanos(100_000); // fast reads in flight complete first (they use the descriptor)
+        }
         try {
             if (!readOnly && cacheMode != CacheMode.UNSAFE) {
                 file.dataSync();
