@@ -375,16 +375,24 @@ public final class AlignedFile implements PositionalFile {
         checkRange(offset, length);
         for (int mode : new int[] {Platform.FALLOC_FL_ZERO_RANGE | Platform.FALLOC_FL_KEEP_SIZE,
                 Platform.FALLOC_FL_PUNCH_HOLE | Platform.FALLOC_FL_KEEP_SIZE}) {
-            try {
-                LibC.fallocate(fd, mode, offset, length);
+            if (fallocateIfSupported(mode, offset, length)) {
                 return true;
-            } catch (ErrnoException e) {
-                if (e.errno() != Errno.EOPNOTSUPP) {
-                    throw e;
-                }
             }
         }
         return false;
+    }
+
+    /** {@code fallocate(mode)}; false (nothing done) where the file system does not support the mode. */
+    private boolean fallocateIfSupported(int mode, long offset, long length) throws IOException {
+        try {
+            LibC.fallocate(fd, mode, offset, length);
+            return true;
+        } catch (ErrnoException e) {
+            if (e.errno() != Errno.EOPNOTSUPP) {
+                throw e;
+            }
+            return false;
+        }
     }
 
     /** {@code fallocate(FALLOC_FL_KEEP_SIZE)}; false where the file system does not support it. */
@@ -396,15 +404,7 @@ public final class AlignedFile implements PositionalFile {
             return true;
         }
         checkRange(offset, length);
-        try {
-            LibC.fallocate(fd, Platform.FALLOC_FL_KEEP_SIZE, offset, length);
-            return true;
-        } catch (ErrnoException e) {
-            if (e.errno() != Errno.EOPNOTSUPP) {
-                throw e;
-            }
-            return false;
-        }
+        return fallocateIfSupported(Platform.FALLOC_FL_KEEP_SIZE, offset, length);
     }
 
     /** False on file systems in memory (tmpfs, ramfs, hugetlbfs), by {@code fstatfs}; true elsewhere. */
