@@ -1,5 +1,6 @@
 package io.qcow2j.engine;
 
+import io.qcow2j.engine.qcow2.ClusterPreallocation;
 import io.qcow2j.engine.qcow2.ImageResize;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.ffm.AlignedFile;
@@ -27,8 +28,8 @@ public final class Resize {
 
     /**
      * What the new space of a grown image gets ({@code --preallocation}): nothing; host clusters for every
-     * new guest cluster (qcow2 only; qcow2j writes their zeros, where QEMU leaves the file sparse there);
-     * file space allocated by the file system; zeros written.
+     * new guest cluster, the file left sparse (qcow2 only); host clusters and file space allocated by the file
+     * system; zeros written. As QEMU's, the host clusters of a qcow2 image are never written through the guest.
      */
     public enum Preallocation { OFF, METADATA, FALLOC, FULL }
 
@@ -114,18 +115,30 @@ public final class Resize {
             backingEnd = img.backing().map(Disk::size).orElse(0L);
             ImageResize.resize(img, newSize);
         }
-        long zeroEnd = Math.min(newSize, backingEnd);
-        if (zeroEnd > current) {
-            // the new space reads as zeros, not as the backing file's data there (QEMU's BDRV_REQ_ZERO_WRITE)
-            try (Disk d = Images.openQcow2(image, rw)) {
-                d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
-                d.flush();
+        // A backing file reaching into the new space would show through: it reads as zeros instead, all of it
+        // (QEMU's BDRV_REQ_ZERO_WRITE over the whole new range), by zero clusters or preallocated zeros.
+        boolean zeroNew = newSize > current && backingEnd > current;
+        long cs;
+        long firstCluster;
+        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(image, rw)) {
+            cs = img.header().geometry().clusterSize();
+            firstCluster = current / cs;
+            if (current % cs != 0 && img.backing().isPresent()) {
+                firstCluster++; // the cluster holding the old end keeps what it shows of the backing file
+            }
+            if (prealloc != Preallocation.OFF && newSize > current) {
+                // every new guest cluster gets a host cluster, without guest data written (QEMU's truncate)
+                ClusterPreallocation.preallocate(img, firstCluster, newSize, switch (prealloc) {
+                    case METADATA -> ClusterPreallocation.Mode.METADATA;
+                    case FALLOC -> ClusterPreallocation.Mode.FALLOC;
+                    default -> ClusterPreallocation.Mode.FULL;
+                }, zeroNew);
             }
         }
-        if (prealloc != Preallocation.OFF && newSize > current) {
-            // every new guest cluster gets a host cluster: zeros written through the allocating write path
+        long zeroEnd = prealloc == Preallocation.OFF ? newSize : Math.min(newSize, firstCluster * cs);
+        if (zeroNew && zeroEnd > current) {
             try (Disk d = Images.openQcow2(image, rw)) {
-                writeZeros(current, newSize, d::write);
+                d.writeZeroes(current, zeroEnd - current, ZeroFlag.unmapIf(true));
                 d.flush();
             }
         }
