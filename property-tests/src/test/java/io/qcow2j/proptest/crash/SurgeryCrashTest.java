@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.format.Qcow2Header;
+import io.qcow2j.engine.qcow2.ClusterPreallocation;
 import io.qcow2j.engine.qcow2.CompatibleFeatures;
 import io.qcow2j.engine.qcow2.ImageResize;
 import io.qcow2j.engine.qcow2.InternalSnapshots;
@@ -24,7 +25,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Crash points of the table-rewriting operations (snapshot create, delete, apply, create with extra data to
- * keep; resize grow with the L1 table moved, and shrink; emptying an image after commit; amend's compat
+ * keep; resize grow with the L1 table moved, and shrink, and grow with the new clusters preallocated (metadata:
+ * holes, full: zeros written); emptying an image after commit; amend's compat
  * downgrade with zero clusters over a backing file and upgrade, refcount width widened and narrowed, lazy
  * refcounts turned on): every crash state of the operation's write log (each point, each way of
  * treating the unsynced writes, torn writes) is checked by {@code qemu-img check} and must be consistent:
@@ -39,7 +41,7 @@ class SurgeryCrashTest {
     @ParameterizedTest
     @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink",
         "make-empty", "compat-downgrade", "compat-upgrade", "refcount-bits-64", "refcount-bits-4", "lazy-refcounts-on",
-        "snapshot-create-extra-data"})
+        "snapshot-create-extra-data", "resize-prealloc-metadata", "resize-prealloc-full"})
     void everyCrashPointIsConsistent(String op) throws IOException {
         TestImage image = setUp(op);
         Path top = image.top();
@@ -58,6 +60,11 @@ class SurgeryCrashTest {
                     case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
                     case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
                     case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
+                    case "resize-prealloc-metadata", "resize-prealloc-full" -> {
+                        ImageResize.resize(img, 2 << 20); // one L1 entry (2 MiB) still: the table stays
+                        ClusterPreallocation.preallocate(img, 256, 2 << 20, op.endsWith("full")
+                                ? ClusterPreallocation.Mode.FULL : ClusterPreallocation.Mode.METADATA, false);
+                    }
                     case "make-empty" -> MakeEmpty.makeEmpty(img); // commit's last step
                     case "compat-downgrade" -> VersionChange.change(img, 2);
                     case "compat-upgrade" -> VersionChange.change(img, 3);
