@@ -100,7 +100,7 @@ final class MeasureCommand implements Callable<Integer> {
         if (!outputFormat.equals("qcow2")) {
             throw new CommandFailure("Unknown file format '" + outputFormat + "'");
         }
-        // falloc and full preallocation are measure-only here: create knows off and metadata
+        // falloc and full preallocation count every data cluster (SizeMeasure takes them as one flag)
         List<String> kept = new ArrayList<>();
         boolean full = false;
         for (String part : (options == null ? "" : options).split(",")) {

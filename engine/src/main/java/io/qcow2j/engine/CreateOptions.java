@@ -25,7 +25,7 @@ import java.util.Objects;
  *                        relative to the image's folder; or null
  * @param backingFormat   {@code backing_fmt} ({@code -F}): {@code qcow2} or {@code raw}; required with a
  *                        backing file, as in qemu-img 7.2
- * @param preallocation   {@code preallocation}: off (default) or metadata
+ * @param preallocation   {@code preallocation}: off (default), metadata, falloc or full
  * @param unsafe          {@code -u}: do not open the backing file (then the size must be given)
  */
 public record CreateOptions(Long size, long clusterSize, int version, long refcountBits, boolean extendedL2,
@@ -155,7 +155,11 @@ public record CreateOptions(Long size, long clusterSize, int version, long refco
         /** Only the header, refcount structures and L1 table. */
         OFF("off"),
         /** Also every L2 table and a (sparse) data cluster for every guest cluster. */
-        METADATA("metadata");
+        METADATA("metadata"),
+        /** As metadata, and the file system allocates the data clusters ({@code fallocate}). */
+        FALLOC("falloc"),
+        /** As metadata, and zeros are written into the data clusters. */
+        FULL("full");
 
         private final String qemuName;
 
@@ -182,7 +186,7 @@ public record CreateOptions(Long size, long clusterSize, int version, long refco
                 new OptionHelp("compression_type", "str", "Compression method used for image cluster compression"),
                 new OptionHelp("extended_l2", "bool (on/off)", "Extended L2 tables"),
                 new OptionHelp("lazy_refcounts", "bool (on/off)", "Postpone refcount updates"),
-                new OptionHelp("preallocation", "str", "Preallocation mode (allowed values: off, metadata)"),
+                new OptionHelp("preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)"),
                 new OptionHelp("refcount_bits", "num", "Width of a reference count entry in bits"),
                 new OptionHelp("size", "size", "Virtual disk size"));
     }
@@ -232,8 +236,8 @@ public record CreateOptions(Long size, long clusterSize, int version, long refco
                 case "preallocation" -> b.preallocation = switch (v) {
                     case "off" -> Preallocation.OFF;
                     case "metadata" -> Preallocation.METADATA;
-                    case "falloc", "full" -> throw new IllegalArgumentException("Preallocation mode '" + v
-                            + "' is not supported by qcow2j (off or metadata)");
+                    case "falloc" -> Preallocation.FALLOC;
+                    case "full" -> Preallocation.FULL;
                     default -> throw new IllegalArgumentException("Parameter 'preallocation' does not accept value '"
                             + v + "'");
                 };

@@ -3,6 +3,7 @@ package io.qcow2j.engine.create;
 import io.qcow2j.engine.CreateOptions;
 import io.qcow2j.engine.CreatedImage;
 import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.Images;
 import io.qcow2j.engine.chain.ChainOpener;
 import io.qcow2j.engine.format.CompressionType;
 import io.qcow2j.engine.format.FeatureName;
@@ -12,6 +13,7 @@ import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.RefcountBlock;
+import io.qcow2j.engine.qcow2.ClusterPreallocation;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.engine.raw.RawImage;
 import io.qcow2j.ffm.AlignedFile;
@@ -256,6 +258,10 @@ public final class ImageCreator {
         try (file; Arena arena = Arena.ofConfined()) {
             write(file, arena, o, l);
             file.dataSync();
+            if (o.preallocation() == CreateOptions.Preallocation.FALLOC
+                    || o.preallocation() == CreateOptions.Preallocation.FULL) {
+                preallocate(path, o);
+            }
             done = true;
         } finally {
             if (!done) {
@@ -268,6 +274,18 @@ public final class ImageCreator {
         }
         return new CreatedImage(l.size, l.cs, l.l1Offset, l.l1Entries, l.rtOffset, l.rtClusters, l.rbCount, l.clusters,
                 l.fileSize);
+    }
+    /**
+     * falloc and full, as QEMU's create does them (a truncate of the empty image with that preallocation): every
+     * guest cluster linked to a host cluster the file system allocated (falloc) or that holds written zeros
+     * (full), through the driver's crash-safe preallocation. The backing file is not consulted (QEMU opens the
+     * new image without it): with extended L2 the subclusters stay unallocated and read the backing file.
+     */
+    private static void preallocate(Path path, CreateOptions o) throws IOException {
+        try (Qcow2Image img = (Qcow2Image) Images.openQcow2(path, ImageOptions.builder().readOnly(false).build())) {
+            ClusterPreallocation.preallocate(img, 0, o.size(), o.preallocation() == CreateOptions.Preallocation.FULL
+                    ? ClusterPreallocation.Mode.FULL : ClusterPreallocation.Mode.FALLOC, false);
+        }
     }
     // ------------------------------------------------------------------------------------------- writing
 

@@ -291,8 +291,9 @@ class ImageCreatorTest {
                 .hasMessage("Parameter 'compression-type' does not accept value 'lz4'");
         assertThatThrownBy(() -> CreateOptions.parse("preallocation=bogus", d))
                 .hasMessage("Parameter 'preallocation' does not accept value 'bogus'");
-        assertThatThrownBy(() -> CreateOptions.parse("preallocation=full", d))
-                .hasMessage("Preallocation mode 'full' is not supported by qcow2j (off or metadata)");
+        assertThat(CreateOptions.parse("preallocation=full", d).preallocation()).isEqualTo(CreateOptions.Preallocation.FULL);
+        assertThat(CreateOptions.parse("preallocation=falloc", d).preallocation())
+                .isEqualTo(CreateOptions.Preallocation.FALLOC);
     }
 
     @Test
