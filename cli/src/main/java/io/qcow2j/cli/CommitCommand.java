@@ -59,7 +59,7 @@ final class CommitCommand implements Callable<Integer> {
                 bytesPerSecond = Sizes.parse("rate", rate);
             } catch (IllegalArgumentException e) {
                 throw new CommandFailure("Invalid rate limit specified. You may use k, M, G, T, P or E suffixes for"
-                        + " 2^10, 2^20, 2^30, 2^40, 2^50 or 2^60 bytes.");
+                        + " kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes."); // qemu-img 7.2, one line
             }
         }
         Progress p = new Progress(out, progress && !quiet && Progress.onTerminal());

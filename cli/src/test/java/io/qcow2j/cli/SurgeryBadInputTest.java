@@ -17,7 +17,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Bad input to the surgery commands side by side with qemu-img 7.2 on twins: a missing snapshot tag, a
  * duplicate tag (accepted by both), a shrink without {@code --shrink}, a commit without a backing file or
- * with a base outside the chain, a backing loop; the same exit status and error line (a loop: qemu-img
+ * with a base outside the chain, a backing loop, a safe rebase that would make one (onto the image itself or
+ * onto its child); the same exit status and error line (a loop: qemu-img
  * fails on its own image lock, we name the loop), and every file of the refused command unchanged. Then
  * what {@code --untrusted} refuses: a commit of an image whose backing file is an absolute path, a rebase
  * onto one; and a commit into a base smaller than the image, which grows the base as qemu-img does.
@@ -30,7 +31,8 @@ class SurgeryBadInputTest {
     @ValueSource(strings = {"snapshot -a nope IMG.qcow2", "snapshot -d nope IMG.qcow2", "snapshot -c s1 IMG.qcow2",
         "resize IMG.qcow2 512k", "resize IMG.qcow2 -- -64k", "commit IMG-base.qcow2", "commit -b IMG-other.qcow2 IMG.qcow2",
         "commit IMG-loop.qcow2", "rebase -b IMG-base.qcow2 -F qcow2 IMG-loop.qcow2", "snapshot -c x IMG-loop.qcow2",
-        "rebase -b IMG-missing.qcow2 -F qcow2 IMG.qcow2"})
+        "rebase -b IMG-missing.qcow2 -F qcow2 IMG.qcow2", "rebase -b IMG.qcow2 -F qcow2 IMG.qcow2",
+        "rebase -b IMG.qcow2 -F qcow2 IMG-base.qcow2"})
     void sameAsQemuImg(String command) throws IOException {
         for (String side : List.of("ours", "theirs")) {
             Qemu.create(dir, side + "-base.qcow2", "cluster_size=65536", "1M");

@@ -8,6 +8,7 @@ import io.qcow2j.ffm.IoMode;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -51,6 +52,9 @@ public final class Rebase {
         }
         Path newBacking = none ? null : ChainOpener.resolveNewBacking(image, backing, format, options);
         if (!unsafe) {
+            if (!none) {
+                refuseLoop(image, newBacking, backing);
+            }
             try (Disk top = Images.open(image, options.toBuilder().readOnly(false).build());
                     Disk next = none ? null : openNewBacking(newBacking, backing, options)) {
                 copyDifferences(top, next, progress);
@@ -62,6 +66,31 @@ public final class Rebase {
             BackingFileChange.change(f, h, none ? null : backing, none ? null : format);
         }
         progress.accept(100);
+    }
+
+    /**
+     * A safe rebase onto a chain that holds {@code image} itself would make the chain loop: refused before
+     * anything changes, with the line qemu-img prints there (its image lock refuses to open the image twice).
+     * Unsafe mode does not look, as in qemu-img. Files that are not qcow2 end the walk; opening reports them.
+     */
+    private static void refuseLoop(Path image, Path newBacking, String name) throws IOException {
+        Path p = newBacking;
+        for (int depth = 0; depth <= ImageOptions.MAX_CHAIN_DEPTH && Files.exists(p); depth++) {
+            if (Files.isSameFile(p, image)) {
+                throw new IllegalArgumentException("Could not open new backing file '" + name + "': "
+                        + (depth > 0 ? "Could not open backing file: " : "") + "Failed to get shared \"write\" lock");
+            }
+            java.util.Optional<String> next;
+            try (AlignedFile f = AlignedFile.open(p, IoMode.BUFFERED, StandardOpenOption.READ)) {
+                next = Qcow2Header.read(f).backingFileName();
+            } catch (IOException e) {
+                return; // not a qcow2 image, or a bad one: opening it reports that
+            }
+            if (next.isEmpty()) {
+                return;
+            }
+            p = ChainOpener.resolveBacking(p, next.get(), p.toString());
+        }
     }
 
     private static Disk openNewBacking(Path path, String name, ImageOptions options) throws IOException {

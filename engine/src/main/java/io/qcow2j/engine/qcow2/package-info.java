@@ -16,6 +16,7 @@
  *   <li>{@code qcow2-snapshot.c}: {@link io.qcow2j.engine.qcow2.InternalSnapshots},
  *       {@link io.qcow2j.engine.qcow2.SnapshotRefcounts}, {@link io.qcow2j.engine.qcow2.SnapshotTableWriter};
  *       truncate, make empty and backing file change: {@link io.qcow2j.engine.qcow2.ImageResize},
+ *       {@link io.qcow2j.engine.qcow2.ClusterPreallocation} (truncate's and create's preallocation),
  *       {@link io.qcow2j.engine.qcow2.MakeEmpty}, {@link io.qcow2j.engine.qcow2.BackingFileChange} (each the
  *       last operation on an open image before it is closed);</li>
  *   <li>concurrency: {@link io.qcow2j.engine.qcow2.RequestLock} (requests in flight),
