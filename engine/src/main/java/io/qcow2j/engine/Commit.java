@@ -87,6 +87,16 @@ public final class Commit {
             for (Disk layer = top; layer != b; layer = layer.backing().orElseThrow()) {
                 collectAllocated(layer, Math.min(size, layer.size()), ranges);
             }
+            if (b instanceof Qcow2Disk q) {
+                // qemu-img's commit job copies in granules of the base's cluster size, at least 4 KiB
+                long g = Math.max(4096, q.header().geometry().clusterSize());
+                for (long[] r : ranges) {
+                    long start = r[0] / g * g;
+                    long end = Math.min(size, (r[0] + r[1] + g - 1) / g * g);
+                    r[0] = start;
+                    r[1] = end - start;
+                }
+            }
         }
         if (baseSize < size) {
             // a smaller base grows to the image's size first, as qemu-img commit does (the new space reads as zeros)
@@ -122,9 +132,17 @@ public final class Commit {
             for (long[] r : ranges) {
                 for (long pos = r[0]; pos < r[0] + r[1]; ) {
                     long n = Math.min(CHUNK, r[0] + r[1] - pos);
-                    MemorySegment part = buf.asSlice(0, n);
-                    image.read(pos, part);
-                    base.write(pos, part);
+                    // ranges that read as zeros are written as zeros, not as data (qemu-img's commit job zeroes
+                    // them: the base gets zero clusters where the image had them)
+                    BlockStatus st = image.blockStatus(pos, n);
+                    n = Math.max(1, Math.min(n, st.length()));
+                    if (st.zero()) {
+                        base.writeZeroes(pos, n, ZeroFlag.unmapIf(true));
+                    } else {
+                        MemorySegment part = buf.asSlice(0, n);
+                        image.read(pos, part);
+                        base.write(pos, part);
+                    }
                     pos += n;
                     done += n;
                     progress.accept(total == 0 ? 100 : 100.0 * done / total);
