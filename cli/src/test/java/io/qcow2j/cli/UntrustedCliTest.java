@@ -59,6 +59,13 @@ class UntrustedCliTest {
         refused("--untrusted", "map", evil);
         refused("--untrusted", "check", evil);
         refused("--untrusted", "check", "-r", "leaks", evil);
+        // serve opens the image before it listens: refused before any client can read the host file
+        refused("--untrusted", "serve", "-p", "0", evil);
+        refused("serve", "--untrusted", "-r", "-k", dir.resolve("nbd.sock").toString(), evil);
+        // compare: qemu-img compare's exit status 2 for an error
+        Qemu.Result c = Cli.run("--untrusted", "compare", evil, secret.toString());
+        assertThat(c.exit()).isEqualTo(2);
+        assertThat(c.err().strip()).startsWith("qcow2j: ").contains(secret.toString(), "untrusted").doesNotContain("\n");
         // io prints its errors to System.err as qemu-io does (IoCommandTest reads them from a real process)
         assertThat(Cli.run("io", "-r", "-c", "read 0 16", evil).exit()).isZero();
         assertThat(Cli.run("--untrusted", "io", "-c", "read 0 16", evil).exit()).isEqualTo(1);

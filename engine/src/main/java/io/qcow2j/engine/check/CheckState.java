@@ -98,6 +98,9 @@ final class CheckState {
      * ({@link SharedL2}) counted in one walk. Every count, corruption included, is multiplied by it.
      */
     long times = 1;
+    /** Work done, for tests that bound it: L2 entries visited, snapshot L1 entries read. */
+    long l2EntriesVisited;
+    long l1EntriesRead;
     /** Lines of a repeated walk are counted, not printed: they are the lines its first walk printed. */
     boolean quiet;
     /** Lines not printed while {@link #quiet}. */

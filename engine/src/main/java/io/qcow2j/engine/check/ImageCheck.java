@@ -7,7 +7,6 @@ import io.qcow2j.engine.RepairMode;
 import io.qcow2j.engine.RepairResult;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
-import io.qcow2j.engine.format.Qcow2Snapshot;
 import io.qcow2j.engine.qcow2.Qcow2Image;
 import io.qcow2j.engine.qcow2.Refcounts;
 import java.io.IOException;
@@ -44,9 +43,10 @@ import java.util.function.Consumer;
  * running a cluster or more past the end of the file is an error, never a count), so a hostile offset cannot
  * make the check allocate more than about one byte per cluster of the real file. Tables are read in
  * bounded pieces; tables and parts of tables past the end of the file read as zeros without any I/O. The
- * work is that of QEMU's check: an L2 table inside the file is walked once per L1 entry naming it (as
- * snapshots need), so an image whose millions of L1 entries all name one L2 table takes as long here as in
- * qemu-img; everything ends.
+ * work is bounded by the file too: an L2 table named by many entries of the active L1 table is walked once
+ * for all of them ({@link SharedL2}), and the snapshots' L1 tables are counted in one sweep in which every
+ * L1 entry of the file is read once and every L2 table walked once, whatever the snapshot table claims
+ * ({@link SnapshotReferences}); the counts are QEMU's, which walks each of them once per reference.
  *
  * <h2>Repair</h2>
  * {@link #repair} follows QEMU's repairing check step by step: the counts are computed (fixing what
@@ -63,12 +63,16 @@ public final class ImageCheck {
     private final ReferenceWalk walk;
     private final RefcountComparison comparison;
     private final BitmapReferences bitmapRefs;
+    private final SnapshotReferences snapshotRefs;
+    /** The work of the last check or repair on this thread (L2 entries visited, snapshot L1 entries read): for tests. */
+    static final ThreadLocal<long[]> LAST_WORK = new ThreadLocal<>();
 
     private ImageCheck(Qcow2Image image, Consumer<String> problems) {
         this.st = new CheckState(image, problems);
         this.walk = new ReferenceWalk(st);
         this.comparison = new RefcountComparison(st, walk);
         this.bitmapRefs = new BitmapReferences(st);
+        this.snapshotRefs = new SnapshotReferences(st, walk);
     }
 
 
@@ -88,6 +92,7 @@ public final class ImageCheck {
             try {
                 return c.run();
             } finally {
+                LAST_WORK.set(new long[] {c.st.l2EntriesVisited, c.st.l1EntriesRead});
                 c.st.arena.close();
             }
         } finally {
@@ -150,6 +155,7 @@ public final class ImageCheck {
                 try {
                     return c.runRepair(mode == RepairMode.ALL ? CheckState.FIX_LEAKS | CheckState.FIX_ERRORS : CheckState.FIX_LEAKS);
                 } finally {
+                    LAST_WORK.set(new long[] {c.st.l2EntriesVisited, c.st.l1EntriesRead});
                     c.st.arena.close();
                 }
             } finally {
@@ -312,9 +318,7 @@ public final class ImageCheck {
             st.l2Cache.flush();
             st.l2Repaired = false;
         }
-        for (Qcow2Snapshot sn : st.snapshots) {
-            walk.snapshotL1(sn);
-        }
+        snapshotRefs.count(st.snapshots);
         st.inc(st.header.snapshotsOffset(), st.snapshotsSize);
         st.inc(st.reftableOffset, (long) st.refcountTable.length * 8);
         bitmapRefs.count();

@@ -5,7 +5,6 @@ import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
-import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.Qcow2Snapshot;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.engine.format.SnapshotTable;
@@ -34,44 +33,6 @@ final class ReferenceWalk {
 
     // ---------------------------------------------------------------- L1 and L2 tables
 
-    void snapshotL1(Qcow2Snapshot sn) throws IOException {
-        String who = "snapshot " + sn.id() + " (" + sn.name() + ")";
-        long offset = sn.l1TableOffset();
-        if ((offset & (st.cs - 1)) != 0) {
-            st.corruption("ERROR " + who + " l1_offset=0x" + CheckState.hex(offset)
-                    + ": L1 table is not cluster aligned; snapshot table entry corrupted");
-            return;
-        }
-        if (sn.l1Size() > Qcow2Header.MAX_L1_BYTES / 8) {
-            st.corruption("ERROR " + who + " l1_size=0x" + CheckState.hex(sn.l1Size())
-                    + ": L1 table is too large; snapshot table entry corrupted");
-            return;
-        }
-        long size = sn.l1Size();
-        if (size == 0) {
-            return;
-        }
-        long bytes = size * 8;
-        st.inc(offset, bytes);
-        if (!CheckState.readable(offset, bytes)) {
-            throw new Qcow2FormatException(st.image.filename() + ": cannot read the L1 table of " + who + " at 0x"
-                    + CheckState.hex(offset) + ": offset out of range");
-        }
-        // What lies past the end of the file reads as zeros, unallocated entries: only the rest is held.
-        // (the last entry may be cut by the end of the file: its missing bytes read as zeros)
-        long inFile = Math.min(size, (Math.max(0, st.fileSize - offset) + 7) / 8);
-        long[] l1 = new long[(int) inFile];
-        long done = 0;
-        while (done < inFile * 8) {
-            int n = (int) Math.min(CheckState.PIECE, inFile * 8 - done);
-            MemorySegment piece = st.pieceBuf.asSlice(0, n);
-            st.readZeroPadded(offset + done, piece);
-            MemorySegment.copy(piece, CheckState.BE64, 0, l1, (int) (done / 8), n / 8);
-            done += n;
-        }
-        l1Table(l1, false);
-    }
-
     /**
      * The entries of one L1 table (QEMU's {@code check_refcounts_l1} loop). An L2 table that several entries
      * point at is walked once, for all of them ({@link SharedL2}).
@@ -86,13 +47,21 @@ final class ReferenceWalk {
     }
 
     /**
-     * One L1 entry of the active table or of a snapshot's; its L2 table is walked for {@code references}
-     * references (0: it was walked already for this entry too).
+     * One L1 entry of the active table; its L2 table is walked for {@code references} references (0: it was
+     * walked already for this entry too).
      */
     private void l1Entry(long entry, boolean active, int references) throws IOException {
         if (entry == 0) {
             return;
         }
+        walkL2(countL1Entry(entry), active, references);
+    }
+
+    /**
+     * QEMU's checks of one nonzero L1 entry and the reference it makes to its L2 table (for {@link
+     * CheckState#times} references); returns the L2 table's offset.
+     */
+    long countL1Entry(long entry) {
         if ((entry & L1Entry.RESERVED_MASK) != 0) {
             st.corruption("ERROR found L1 entry with reserved bits set: " + CheckState.hex(entry));
         }
@@ -101,14 +70,25 @@ final class ReferenceWalk {
         if ((l2Offset & (st.cs - 1)) != 0) {
             st.corruption("ERROR l2_offset=" + CheckState.hex(l2Offset) + ": Table is not cluster aligned; L1 entry corrupted");
         }
-        if (references > 0) {
-            checkL2(l2Offset, active);
+        return l2Offset;
+    }
+
+    /**
+     * Walks the L2 table at {@code l2Offset} for {@code references} references: once printing what it finds,
+     * then once more quietly for the other references (they see the table as the first walk left it: a
+     * repair changed it in place). Returns the walks made.
+     */
+    int walkL2(long l2Offset, boolean active, long references) throws IOException {
+        if (references <= 0) {
+            return 0;
         }
+        checkL2(l2Offset, active);
         if (references > 1 && l2Offset < st.fileSize) {
-            // The other references see the table as the first walk left it (a repair changed it in place).
             st.repeatQuietly(references - 1, "the L2 table at 0x" + CheckState.hex(l2Offset),
                     () -> checkL2(l2Offset, active));
+            return 2;
         }
+        return 1;
     }
 
     /**
@@ -140,6 +120,7 @@ final class ReferenceWalk {
             int sliceBytes = st.l2Cache.tableSize();
             int entriesPerSlice = sliceBytes / st.g.l2EntrySize();
             int slices = st.cs / sliceBytes;
+            st.l2EntriesVisited += (long) slices * entriesPerSlice;
             for (int s = 0; s < slices; s++) {
                 int h = st.l2Cache.get(l2Offset + (long) s * sliceBytes);
                 try {
@@ -165,6 +146,7 @@ final class ReferenceWalk {
         }
         st.readZeroPadded(l2Offset, st.tableBuf);
         int n = st.g.l2Entries();
+        st.l2EntriesVisited += n;
         boolean changed = false;
         for (int j = 0; j < n; j++) {
             long e = st.tableBuf.getAtIndex(CheckState.BE64, (long) j * wordsPerEntry);

@@ -117,6 +117,7 @@ final class ClusterWriter {
             if (!plan.fresh) {
                 // (new clusters were checked whole by ImageState.allocate, under this same lock)
                 s.refuseOverlap(plan.host + (plan.windowStart - plan.clusterStart), plan.windowEnd - plan.windowStart, 0);
+                s.refuseUnreferenced(plan.host, plan.clusters);
             }
             if (plan.link) {
                 // in flight until linked: a new cluster, or (extended L2) subclusters newly allocated in place,
@@ -406,7 +407,7 @@ final class ClusterWriter {
         }
         if (p.fresh) {
             for (int k = 0; k < p.clusters; k++) {
-                s.refcounts.freeAnyCluster(p.oldEntries[k], false);
+                s.freeAnyCluster(p.oldEntries[k], false);
             }
         }
     }

@@ -203,7 +203,7 @@ public final class ImageResize {
             // leave an entry naming a punched cluster
             s.l2Cache.flush();
             for (int k = 0; k < n; k++) {
-                s.refcounts.freeAnyCluster(freed[k], true);
+                s.freeAnyCluster(freed[k], true);
             }
         }
     }

@@ -4,7 +4,9 @@ import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
 import io.qcow2j.engine.cache.AlignedTableFile;
 import io.qcow2j.engine.cache.MetadataCache;
+import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.Geometry;
+import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.Qcow2Snapshot;
@@ -119,6 +121,39 @@ final class ImageState {
         refuseOverlap(off, (long) clusters << g.clusterBits(), 0);
         noteFileEnd(off + ((long) clusters << g.clusterBits()));
         return off;
+    }
+
+    /**
+     * Drops one reference to what an L2 entry points at ({@link Refcounts#freeAnyCluster}), once the overlap
+     * check agrees it is guest data. In a corrupt image a data cluster can also be a table (an L2 table, the
+     * refcount table): freeing it discards that cached table with its unwritten updates, so a write that
+     * succeeded would not read back (found by fuzzing; QEMU loses such writes). Refused as corruption instead.
+     */
+    void freeAnyCluster(long entry, boolean punch) throws IOException {
+        switch (L2Entry.clusterType(entry, g)) {
+            case NORMAL, ZERO_ALLOC -> refuseOverlap(L2Entry.hostClusterOffset(entry), g.clusterSize(), 0);
+            case COMPRESSED -> refuseOverlap(CompressedCluster.hostOffset(entry, g.clusterBits()) & ~511L,
+                    (CompressedCluster.additionalSectors(entry, g.clusterBits()) + 1L) * 512, 0);
+            case UNALLOCATED, ZERO_PLAIN -> {}
+        }
+        refcounts.freeAnyCluster(entry, punch);
+    }
+
+    /**
+     * An in-place write trusts the L2 entry's COPIED flag (refcount 1). A cluster whose refcount is 0 is free to
+     * the allocator, which may already have handed it to another guest cluster: writing it in place would make
+     * two guest clusters share it and a write would not read back (found by fuzzing). Refused as corruption.
+     */
+    void refuseUnreferenced(long host, int clusters) throws IOException {
+        for (int k = 0; k < clusters; k++) {
+            long c = (host >>> g.clusterBits()) + k;
+            if (refcounts.get(c) == 0) {
+                String msg = "L2 entry names cluster 0x" + Long.toHexString(c << g.clusterBits())
+                        + " as in use (COPIED) but its refcount is 0";
+                signalCorruption(msg);
+                throw new Qcow2FormatException(filename + ": " + msg);
+            }
+        }
     }
 
     boolean isWritable() {

@@ -231,7 +231,7 @@ final class ZeroAndDiscard {
                     s.l2Cache.put(slot);
                 }
                 for (long old : toFree) {
-                    s.refcounts.freeAnyCluster(old, s.options.discardUnmap());
+                    s.freeAnyCluster(old, s.options.discardUnmap());
                 }
                 pos = sliceEnd;
             } catch (Qcow2FormatException e) {

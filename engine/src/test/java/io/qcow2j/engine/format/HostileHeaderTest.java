@@ -147,6 +147,10 @@ class HostileHeaderTest {
                     b.putLong(88, 1);
                     return n;
                 }, "bitmaps extension: length 5 invalid"),
+                c("70000 bitmaps", (b, n) -> bitmapsExtension(b, n, 70000, 1024, 0x30000),
+                        "nb_bitmaps 70000 too large (max 65535)"),
+                c("bitmap directory of 1 GiB", (b, n) -> bitmapsExtension(b, n, 1, 1L << 30, 0x30000),
+                        "bitmap_directory_size 1073741824 too large (max 67107840)"),
                 c("1100 empty unknown extensions", (b, n) -> {
                     b.putLong(8, 0);
                     b.putInt(16, 0);
@@ -295,6 +299,17 @@ class HostileHeaderTest {
                 }
             }
         });
+    }
+
+    /** The header's first extension made a consistent bitmaps extension with these fields, then the end. */
+    private static long bitmapsExtension(ByteBuffer b, long n, int count, long dirSize, long dirOffset) {
+        b.putLong(8, 0); // no backing name in the way
+        b.putInt(16, 0);
+        b.putLong(88, 1); // autoclear: bitmaps consistent
+        b.putInt(0x70, HeaderExtensions.BITMAPS).putInt(0x74, 24);
+        b.putInt(0x78, count).putInt(0x7c, 0).putLong(0x80, dirSize).putLong(0x88, dirOffset);
+        b.putLong(0x90, 0); // end of the extensions
+        return n;
     }
 
     private static void exercise(Qcow2Header h, byte[] file, long fileSize) throws Qcow2FormatException {

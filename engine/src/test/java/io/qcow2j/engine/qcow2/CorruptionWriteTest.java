@@ -71,6 +71,38 @@ class CorruptionWriteTest {
     }
 
     @Test
+    void freeingADataClusterThatIsTheRefcountTableIsRefused() throws IOException {
+        // Found by fuzzing: the old cluster of a copy-on-write was also a cached table; freeing it discarded the
+        // table with its updates, and the write that had succeeded did not read back (qemu-io loses it too).
+        Path img = Qemu.create(dir, "f.qcow2", "cluster_size=65536", "16M");
+        Qemu.io(img, "write -P 0x11 0 64k");
+        Layout l = layout(img);
+        CorruptImageReadTest.writeLong(img, l.l2() + 8, l.refcountTable() | 1); // guest cluster 1: zero, allocated
+        try (Qcow2Image im = ChainOpener.openQcow2(img, RW)) {
+            assertThatThrownBy(() -> im.write(65536, MemorySegment.ofArray(new byte[512])))
+                    .isInstanceOf(Qcow2FormatException.class)
+                    .hasMessageContaining("Preventing invalid write on metadata (overlaps with refcount table)");
+            assertThat(im.isWritable()).isFalse();
+        }
+        assertThat(Json.at(Qemu.info(img), "format-specific", "data", "corrupt")).isEqualTo(Boolean.TRUE);
+    }
+
+    @Test
+    void anInPlaceWriteIntoAClusterWithRefcountZeroIsRefused() throws IOException {
+        // The allocator may already have handed such a cluster to another guest cluster (found by fuzzing).
+        Path img = Qemu.create(dir, "z.qcow2", "cluster_size=512", "256K");
+        Qemu.io(img, "write -P 0x11 0 4k");
+        CorruptImageReadTest.writeLong(img, layout(img).refcountTable(), 0); // refcount block 0 gone
+        try (Qcow2Image im = ChainOpener.openQcow2(img, RW)) {
+            assertThatThrownBy(() -> im.write(1000, MemorySegment.ofArray(new byte[100])))
+                    .isInstanceOf(Qcow2FormatException.class)
+                    .hasMessageContaining("as in use (COPIED) but its refcount is 0");
+            assertThat(im.isWritable()).isFalse();
+        }
+        assertThat(Json.at(Qemu.info(img), "format-specific", "data", "corrupt")).isEqualTo(Boolean.TRUE);
+    }
+
+    @Test
     void misalignedL2TableOnAWriteMarksTheImageCorrupt() throws IOException {
         Path img = Qemu.create(dir, "m.qcow2", "cluster_size=65536", "16M");
         Qemu.io(img, "write -P 0x11 0 64k");
@@ -116,7 +148,9 @@ class CorruptionWriteTest {
         assertThat(qemu).contains("write failed: Input/output error")
                 .contains("Preventing invalid allocation of refcount block at offset 0");
         try (Qcow2Image im = ChainOpener.openQcow2(img, RW)) {
-            assertThatThrownBy(() -> im.write(1000, MemorySegment.ofArray(new byte[8000])))
+            // past the written 4k: only new clusters (an in-place write into [0, 4k) is refused earlier, as a
+            // COPIED cluster with refcount 0: ImageState.refuseUnreferenced, tested below)
+            assertThatThrownBy(() -> im.write(5000, MemorySegment.ofArray(new byte[8000])))
                     .isInstanceOf(Qcow2FormatException.class)
                     .hasMessageContaining("refcounts corrupt: cluster 0 (the header) is free");
             assertThat(im.isWritable()).isFalse();
