@@ -108,6 +108,12 @@ public final class IoUring implements AsyncIo {
     private final ReentrantLock reapLock = new ReentrantLock();
     // Guarded by reapLock: the requests a batch of CQEs finished, completed after the slots are freed.
     private final IoRequest[] finishedRequests;
+    /**
+     * SQEs published by completion callbacks running on the reaper (requests submitted from a completion)
+     * that no {@code io_uring_enter} has been asked to consume yet; the reaper's next enter does. Only the
+     * reaper touches it.
+     */
+    private int deferred;
     private final long[] finishedResults;
 
     private IoUring(int ringFd, int entries, int cqEntries, MemorySegment params, MemorySegment sqRing,
@@ -288,6 +294,12 @@ public final class IoUring implements AsyncIo {
         } finally {
             lock.unlock();
         }
+        if (Thread.currentThread() == reaper) {
+            // A completion callback submitting the next request (an event-driven embedder's lanes): the
+            // reaper enters once for every SQE its batch of callbacks queued, and waits in that same call.
+            deferred += n;
+            return true;
+        }
         // Submitted outside the lock: buffered I/O the kernel can do at once is done inside this call, and
         // other submitters must not queue behind that copy. Each call consumes n SQEs, so every published SQE
         // is consumed by exactly one call, whoever's it is; the SQE array cannot be overwritten before the
@@ -348,9 +360,17 @@ public final class IoUring implements AsyncIo {
     private void reap() {
         MemorySegment st = Arena.global().allocate(CAPTURE_LAYOUT);
         while (true) {
-            if ((int) U32.getAcquire(cqRing, cqTailOff) == (int) U32.getAcquire(cqRing, cqHeadOff)) {
-                long r = syscall(st, SYS_IO_URING_ENTER, ringFd, 0, 1, ENTER_GETEVENTS, 0, 0);
-                if (r < 0 && errno(st) != Errno.EINTR && errno(st) != Errno.EAGAIN) {
+            boolean empty = (int) U32.getAcquire(cqRing, cqTailOff) == (int) U32.getAcquire(cqRing, cqHeadOff);
+            if (empty || deferred > 0) {
+                // One call submits what the last batch's callbacks queued and (with no CQE waiting) waits for
+                // the next completion. A partial submit does not wait (the kernel returns at once): the rest
+                // goes in the next round.
+                int toSubmit = deferred;
+                long r = syscall(st, SYS_IO_URING_ENTER, ringFd, toSubmit, empty ? 1 : 0,
+                        empty ? ENTER_GETEVENTS : 0, 0, 0);
+                if (r >= 0) {
+                    deferred -= (int) Math.min(r, toSubmit);
+                } else if (errno(st) != Errno.EINTR && errno(st) != Errno.EAGAIN) {
                     // Nothing sensible remains: the ring is broken. Fail everything in flight.
                     failAll(-errno(st));
                     return;
