@@ -32,6 +32,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * than submitter-reaps: a submitter that reaped would have to wait in the kernel, pinning a virtual thread.
  * But a submitter does consume, without waiting, the CQEs already there after its submit when no one else
  * is (buffered I/O the kernel completes inside the submit call): that saves a reaper wake-up and an unpark.
+ * Requests submitted on the reaper itself (from completion callbacks) are only published: the reaper's next
+ * {@code io_uring_enter} submits them all ({@link #deferred}) and waits for a completion in the same call.
  *
  * <p>The number in flight is bounded by the SQ size (a submitter parks on {@link #slotFree} when all slots
  * are taken), and the CQ is twice as large, so neither ring can overflow. {@code user_data} is the slot
