@@ -32,8 +32,6 @@ import java.util.concurrent.locks.ReentrantLock;
  * than submitter-reaps: a submitter that reaped would have to wait in the kernel, pinning a virtual thread.
  * But a submitter does consume, without waiting, the CQEs already there after its submit when no one else
  * is (buffered I/O the kernel completes inside the submit call): that saves a reaper wake-up and an unpark.
- * Requests submitted on the reaper itself (from completion callbacks) are only published: the reaper's next
- * {@code io_uring_enter} submits them all ({@link #deferred}) and waits for a completion in the same call.
  *
  * <p>The number in flight is bounded by the SQ size (a submitter parks on {@link #slotFree} when all slots
  * are taken), and the CQ is twice as large, so neither ring can overflow. {@code user_data} is the slot
@@ -110,12 +108,6 @@ public final class IoUring implements AsyncIo {
     private final ReentrantLock reapLock = new ReentrantLock();
     // Guarded by reapLock: the requests a batch of CQEs finished, completed after the slots are freed.
     private final IoRequest[] finishedRequests;
-    /**
-     * SQEs published by completion callbacks running on the reaper (requests submitted from a completion)
-     * that no {@code io_uring_enter} has been asked to consume yet; the reaper's next enter does. Only the
-     * reaper touches it.
-     */
-    private int deferred;
     private final long[] finishedResults;
 
     private IoUring(int ringFd, int entries, int cqEntries, MemorySegment params, MemorySegment sqRing,
@@ -296,12 +288,6 @@ public final class IoUring implements AsyncIo {
         } finally {
             lock.unlock();
         }
-        if (Thread.currentThread() == reaper) {
-            // A completion callback submitting the next request (an event-driven embedder's lanes): the
-            // reaper enters once for every SQE its batch of callbacks queued, and waits in that same call.
-            deferred += n;
-            return true;
-        }
         // Submitted outside the lock: buffered I/O the kernel can do at once is done inside this call, and
         // other submitters must not queue behind that copy. Each call consumes n SQEs, so every published SQE
         // is consumed by exactly one call, whoever's it is; the SQE array cannot be overwritten before the
@@ -362,17 +348,9 @@ public final class IoUring implements AsyncIo {
     private void reap() {
         MemorySegment st = Arena.global().allocate(CAPTURE_LAYOUT);
         while (true) {
-            boolean empty = (int) U32.getAcquire(cqRing, cqTailOff) == (int) U32.getAcquire(cqRing, cqHeadOff);
-            if (empty || deferred > 0) {
-                // One call submits what the last batch's callbacks queued and (with no CQE waiting) waits for
-                // the next completion. A partial submit does not wait (the kernel returns at once): the rest
-                // goes in the next round.
-                int toSubmit = deferred;
-                long r = syscall(st, SYS_IO_URING_ENTER, ringFd, toSubmit, empty ? 1 : 0,
-                        empty ? ENTER_GETEVENTS : 0, 0, 0);
-                if (r >= 0) {
-                    deferred -= (int) Math.min(r, toSubmit);
-                } else if (errno(st) != Errno.EINTR && errno(st) != Errno.EAGAIN) {
+            if ((int) U32.getAcquire(cqRing, cqTailOff) == (int) U32.getAcquire(cqRing, cqHeadOff)) {
+                long r = syscall(st, SYS_IO_URING_ENTER, ringFd, 0, 1, ENTER_GETEVENTS, 0, 0);
+                if (r < 0 && errno(st) != Errno.EINTR && errno(st) != Errno.EAGAIN) {
                     // Nothing sensible remains: the ring is broken. Fail everything in flight.
                     failAll(-errno(st));
                     return;
