@@ -62,6 +62,7 @@ run() { # tool dir row
 for d in $dirs; do
   mkdir -p "$d"
   fs=$(stat -f -c %T "$d")
+  [ "$fs" = ext2/ext3 ] && fs=ext4
   if [ ! -f "$d/r.qcow2" ] || [ "$(stat -c %s "$d/r.raw" 2>/dev/null || echo 0)" != $((size_mib << 20)) ]; then
     rm -f "$d/r.raw" "$d/r.qcow2"
     dd if=/dev/urandom of="$d/r.raw" bs=1M count="$size_mib" status=none

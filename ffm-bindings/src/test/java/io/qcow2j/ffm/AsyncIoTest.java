@@ -224,6 +224,64 @@ class AsyncIoTest {
         }
     }
 
+    /**
+     * Requests submitted from completion callbacks, as an event-driven embedder's lanes do: on io_uring the
+     * reaper runs them and defers their {@code io_uring_enter} to one call per batch. Eight lanes of O_DIRECT
+     * reads (completions that really arrive later) each start the next read from the last one's completion;
+     * every read must complete with the file's bytes (a deferred SQE never submitted hangs a lane: the latch's
+     * deadline).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"io_uring", "threads"})
+    void requestsSubmittedFromCompletionsAllComplete(String backend) throws Exception {
+        try (TestDirs dirs = TestDirs.disk(); AsyncIo io = AsyncIo.open(backend, 16); Arena arena = Arena.ofShared()) {
+            Path p = dirs.file("lanes");
+            byte[] content = random(64 * 4096, 6);
+            Files.write(p, content);
+            try (AlignedFile f = AlignedFile.open(p, IoMode.DIRECT_OR_BUFFERED, StandardOpenOption.READ)) {
+                int lanes = 8;
+                int perLane = 2_000;
+                java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(lanes);
+                java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+                for (int l = 0; l < lanes; l++) {
+                    MemorySegment buf = arena.allocate(4096, 4096);
+                    IoRequest r = new IoRequest();
+                    int lane = l;
+                    int[] left = {perLane};
+                    Runnable[] next = new Runnable[1];
+                    next[0] = () -> {
+                        int block = (lane * 7 + left[0] * 13) % 64;
+                        r.read(f.fd(), 4096L * block, buf).onCompletion(q -> {
+                            try {
+                                assertEquals(4096, q.check());
+                                assertArrayEquals(java.util.Arrays.copyOfRange(content, 4096 * block, 4096 * block + 4096),
+                                        buf.toArray(ValueLayout.JAVA_BYTE));
+                            } catch (Throwable e) {
+                                failure.compareAndSet(null, e);
+                            }
+                            if (--left[0] == 0 || failure.get() != null) {
+                                done.countDown();
+                            } else {
+                                next[0].run();
+                            }
+                        });
+                        try {
+                            io.submit(r);
+                        } catch (Throwable e) {
+                            failure.compareAndSet(null, e);
+                            done.countDown();
+                        }
+                    };
+                    next[0].run();
+                }
+                assertTrue(done.await(60, java.util.concurrent.TimeUnit.SECONDS), "a lane's read never completed");
+                if (failure.get() != null) {
+                    throw new AssertionError(failure.get());
+                }
+            }
+        }
+    }
+
     @Test
     void automaticChoiceIsIoUringHereAndTheFallbackCanBeForced() {
         assumeTrue(readDisabledSysctl() == 0, "io_uring is disabled on this machine");
