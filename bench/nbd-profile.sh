@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Where the server's time goes per NBD request: 4 KiB random reads at depth 1 and 16 over the Unix socket
+# against qcow2j serve, qemu-nbd and nbdkit (file plugin on the qcow2 file), each after a warm-up run.
+# Per server and depth: server CPU (utime+stime of /proc/PID/stat, all threads) per request over one fio run;
+# for qcow2j also a JFR execution-sample profile (top frames) and `strace -c -f` syscalls per request (in a
+# separate run, strace slows the server). Output: bench/results/DATE-nbd-profile/.
+#   bench/nbd-profile.sh [--runtime S] [--size SIZE]
+set -euo pipefail
+root=$(dirname "$(readlink -f "$0")")/..
+runtime=4 size=256M
+while [ $# -gt 0 ]; do
+  case "$1" in --runtime) runtime=$2; shift ;; --size) size=$2; shift ;;
+    *) echo "usage: $0 [--runtime S] [--size SIZE]" >&2; exit 2 ;; esac; shift
+done
+jdk=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+work=/dev/shm/qcow2j-nbd-profile
+out="$root/bench/results/$(date -u +%Y%m%dT%H%M%S)-nbd-profile"
+mkdir -p "$work" "$out"
+sock=$work/sock uri="nbd+unix:///?socket=$work/sock"
+pid=
+stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=; }
+trap 'stop; rm -rf "$work"' EXIT
+qemu-img create -q -f qcow2 "$work/img.qcow2" "$size"
+qemu-io -f qcow2 -c "write -P 0x5a 0 $size" "$work/img.qcow2" >/dev/null
+start() {
+  rm -f "$sock"
+  case "$1" in
+    qcow2j) "$root/qcow2j" serve -k "$sock" -t -e 4 -f qcow2 "$work/img.qcow2" >/dev/null 2>"$out/serve.err" & ;;
+    qemu-nbd) qemu-nbd -k "$sock" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$work/img.qcow2" 2>/dev/null & ;;
+    nbdkit) nbdkit -f -U "$sock" file "file=$work/img.qcow2" 2>/dev/null & ;;
+  esac
+  pid=$!
+  for _ in $(seq 200); do nbdinfo --size "$uri" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "$1 did not start" >&2; exit 1
+}
+fio_run() { # DEPTH SECONDS JSON: prints total requests
+  fio --name=r --ioengine=nbd --uri="$uri" --rw=randread --bs=4k --iodepth="$1" --size="$size" \
+      --runtime="$2" --time_based --output-format=json --output="$3" >/dev/null
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["jobs"][0]["read"]["total_ios"])' "$3"
+}
+ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+printf 'server\tdepth\trequests\tIOPS\tcpu_us_per_request\n' > "$out/cpu.tsv"
+for server in qcow2j qemu-nbd nbdkit; do
+  for depth in 1 16; do
+    start "$server"
+    fio_run "$depth" 3 "$out/warm.json" >/dev/null
+    t0=$(ticks)
+    [ "$server" = qcow2j ] && "$jdk/bin/jcmd" "$pid" JFR.start name=p settings=profile \
+        filename="$out/qcow2j-qd$depth.jfr" >/dev/null
+    n=$(fio_run "$depth" "$runtime" "$out/$server-qd$depth.json")
+    t1=$(ticks)
+    [ "$server" = qcow2j ] && "$jdk/bin/jcmd" "$pid" JFR.stop name=p >/dev/null
+    printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$depth" "$n" $((n / runtime)) \
+        "$(python3 -c "print(round(($t1-$t0)/$hz*1e6/$n,1))")" >> "$out/cpu.tsv"
+    if [ "$server" = qcow2j ]; then
+      timeout $((runtime + 5)) strace -c -f -q -p "$pid" -o "$out/strace-qd$depth.txt" &
+      spid=$!; sleep 1
+      n=$(fio_run "$depth" "$runtime" "$out/strace-qd$depth.json")
+      kill -INT "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true
+      echo "requests $n" >> "$out/strace-qd$depth.txt"
+      "$jdk/bin/jfr" print --events jdk.ExecutionSample "$out/qcow2j-qd$depth.jfr" \
+        | awk '/stackTrace = \[/{getline; sub(/^[ \t]+/,""); sub(/line:.*/,""); print}' \
+        | sort | uniq -c | sort -rn | head -15 > "$out/jfr-top-qd$depth.txt"
+      # per-thread CPU (qcow2j's threads): name, utime+stime ticks
+      for t in /proc/$pid/task/*; do printf '%s\t%s\n' "$(cat $t/comm)" "$(awk '{print $14+$15}' $t/stat)"; done \
+        | sort -t$'\t' -k2 -rn | head -12 > "$out/threads-qd$depth.txt"
+    fi
+    stop
+  done
+done
+column -t "$out/cpu.tsv"
+echo "results: $out" >&2
