@@ -10,12 +10,14 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * {@code qcow2j rebase} against {@code qemu-img rebase} on twin chains (base ← mid ← top): safe onto the
  * base, safe flatten ({@code -b ""}), unsafe rename; the tops compare equal to their twins, check clean, and
- * info's backing fields are equal.
+ * info's backing fields are equal; safe ones also compare equal to the content before the rebase. Over the read
+ * tests' geometries too, and onto a new backing file that differs from the old chain in part.
  */
 class RebaseCommandTest {
     @TempDir
@@ -38,8 +40,41 @@ class RebaseCommandTest {
         String[] parts = spec.split("\\|", -1);
         chain("ours", parts[0]);
         chain("theirs", parts[0]);
+        twins(List.of(parts).subList(1, parts.length));
+    }
+
+    /**
+     * The read tests' geometries (extended L2 at 64 KiB and 32 KiB, 512-byte clusters, 1- and 64-bit
+     * refcounts, a top holding compressed clusters), each rebased safe onto the base, {@code -u}, flattened
+     * ({@code -b ""}) and safe onto a new backing file that differs from the old chain in part.
+     */
+    @ParameterizedTest
+    @CsvSource(delimiter = ';', value = {
+        "cluster_size=65536,extended_l2=on;false", "cluster_size=32768,extended_l2=on;false",
+        "cluster_size=512;false", "refcount_bits=1;false", "refcount_bits=64;false", "cluster_size=65536;true"})
+    void geometriesSameAsQemuImg(String opts, boolean compressed) throws IOException {
+        for (List<String> args : List.of(List.of("-b", "B-b.qcow2", "-F", "qcow2"),
+                List.of("-u", "-b", "B-b.qcow2", "-F", "qcow2"), List.of("-b", ""),
+                List.of("-b", "B-n.qcow2", "-F", "qcow2"))) {
+            for (String side : List.of("ours", "theirs")) {
+                chain(side, opts);
+                if (compressed) {
+                    // whole clusters compressed in the top, next to its plain data and over the mid's data
+                    Qemu.io(dir.resolve(side + "-t.qcow2"), "write -c -P 6 2M 128k", "write -c -P 7 1M 64k");
+                }
+                // a new backing that agrees with the old chain (mid over base) only in part
+                Qemu.create(dir, side + "-n.qcow2", opts, "4M");
+                Qemu.io(dir.resolve(side + "-n.qcow2"), "write -P 1 0 512k", "write -P 2 512k 256k",
+                        "write -P 5 1536k 1M");
+            }
+            assertThat(twins(args)).as(opts + " " + args + ": qemu-img's exit").isZero();
+        }
+    }
+
+    /** Runs qemu-img rebase on the theirs- chain and ours on the ours- chain with {@code args} (B- names both). */
+    private int twins(List<String> args) throws IOException {
         byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
-        List<String> args = List.of(parts).subList(1, parts.length);
+        Files.write(dir.resolve("pre.raw"), guest);
         List<String> q = new java.util.ArrayList<>(List.of("qemu-img", "rebase"));
         List<String> o = new java.util.ArrayList<>(List.of("rebase"));
         for (String a : args) {
@@ -50,25 +85,29 @@ class RebaseCommandTest {
         o.add(dir.resolve("ours-t.qcow2").toString());
         Qemu.Result qr = Qemu.exec(dir, q.toArray(String[]::new));
         Qemu.Result or = Cli.run(o.toArray(String[]::new));
-        assertThat(or.exit()).as(or.err() + qr.err()).isEqualTo(qr.exit());
+        assertThat(or.exit()).as(args + ": " + or.err() + qr.err()).isEqualTo(qr.exit());
         assertThat(or.out()).isEqualTo(qr.out());
         assertThat(or.err().replace("qcow2j: ", "").replace("ours-", "X-"))
                 .isEqualTo(qr.err().replace("qemu-img: ", "").replace("theirs-", "X-"));
         if (qr.exit() != 0) {
-            return;
+            return qr.exit();
         }
-        Qemu.requireClean(dir.resolve("ours-t.qcow2"), "after rebase");
+        Qemu.requireClean(dir.resolve("ours-t.qcow2"), "after rebase " + args);
         Map<String, Object> oi = Qemu.info(dir.resolve("ours-t.qcow2"));
         Map<String, Object> qi = Qemu.info(dir.resolve("theirs-t.qcow2"));
         assertThat(String.valueOf(oi.get("backing-filename")).replace("ours-", "X-"))
                 .isEqualTo(String.valueOf(qi.get("backing-filename")).replace("theirs-", "X-"));
         assertThat(oi.get("backing-filename-format")).isEqualTo(qi.get("backing-filename-format"));
+        assertThat(oi.get("full-backing-filename") == null).isEqualTo(qi.get("full-backing-filename") == null);
         if (!args.contains("-u")) {
-            assertThat(Qemu.guestContent(dir.resolve("ours-t.qcow2"))).isEqualTo(guest);
+            assertThat(Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", "ours-t.qcow2", "pre.raw")
+                    .exit()).as(args + ": ours against the content before the rebase").isZero();
         }
-        assertThat(Qemu.guestContent(dir.resolve("ours-t.qcow2"))).isEqualTo(
-                Qemu.guestContent(dir.resolve("theirs-t.qcow2")));
-        assertThat(Files.size(dir.resolve("ours-t.qcow2"))).isLessThanOrEqualTo(
+        Qemu.Result cmp = Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", "ours-t.qcow2",
+                "theirs-t.qcow2");
+        assertThat(cmp.exit()).as(args + ": ours against theirs " + cmp.output()).isZero();
+        assertThat(Files.size(dir.resolve("ours-t.qcow2"))).as(args.toString()).isLessThanOrEqualTo(
                 Files.size(dir.resolve("theirs-t.qcow2")) + 2 * 65536);
+        return 0;
     }
 }
