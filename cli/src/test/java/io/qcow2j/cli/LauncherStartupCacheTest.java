@@ -1,0 +1,242 @@
+package io.qcow2j.cli;
+
+import io.qcow2j.testsupport.Qemu;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.lang.module.ModuleDescriptor;
+import java.lang.module.ModuleFinder;
+import java.lang.module.ModuleReference;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Instant;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code ./qcow2j} launcher's start-up cache (scripts/startup-cache.sh), run as a user runs it: the real
+ * launcher script in a copy of the checkout whose {@code cli/target} holds jars made from this build's
+ * modules, a cache folder of its own ({@code XDG_CACHE_HOME}). Whether the JVM really took its classes from
+ * the cache is read from its class-loading log ({@code JDK_JAVA_OPTIONS=-Xlog:class+load}: "source: shared
+ * objects file"). Checked: the cache is made on first use and reused after, stdout is byte for byte what it
+ * is without the cache, a damaged or stale file is never fatal and is made again, {@code QCOW2J_AOT=off}
+ * runs without it, and the training run leaves the user's folder and image alone.
+ */
+@Timeout(value = 300, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+class LauncherStartupCacheTest {
+    private static final Path REPO = Path.of("").toAbsolutePath().getParent();
+
+    @TempDir
+    static Path tmp;
+    static Path root;
+    static Path cache;
+    static Path work;
+    static Path image;
+    static String infoWithoutCache;
+
+    @BeforeAll
+    static void checkout() throws IOException {
+        root = tmp.resolve("checkout");
+        Files.createDirectories(root.resolve("scripts"));
+        Files.createDirectories(root.resolve("cli/target/lib"));
+        for (String f : List.of("qcow2j", "scripts/jdk.sh", "scripts/startup-cache.sh")) {
+            Files.copy(REPO.resolve(f), root.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
+        }
+        // cli/target as `mvn package` leaves it: the cli jar and its runtime modules in lib/
+        Map<String, Path> byModule = new HashMap<>();
+        Map<String, ModuleDescriptor> descriptors = new HashMap<>();
+        for (String entry : System.getProperty("jdk.module.path").split(java.io.File.pathSeparator)) {
+            Path p = Path.of(entry);
+            for (ModuleReference m : ModuleFinder.of(p).findAll()) {
+                byModule.putIfAbsent(m.descriptor().name(), p);
+                descriptors.putIfAbsent(m.descriptor().name(), m.descriptor());
+            }
+        }
+        Set<String> needed = new HashSet<>();
+        Deque<String> todo = new ArrayDeque<>(List.of("io.qcow2j.cli"));
+        while (!todo.isEmpty()) {
+            String name = todo.pop();
+            if (!byModule.containsKey(name) || !needed.add(name)) {
+                continue; // a JDK module, or seen
+            }
+            for (ModuleDescriptor.Requires r : descriptors.get(name).requires()) {
+                if (!r.modifiers().contains(ModuleDescriptor.Requires.Modifier.STATIC)) {
+                    todo.push(r.name());
+                }
+            }
+        }
+        assertThat(needed).contains("io.qcow2j.cli", "io.qcow2j.engine", "io.qcow2j.ffm");
+        for (String name : needed) {
+            Path from = byModule.get(name);
+            Path to = name.equals("io.qcow2j.cli") ? root.resolve("cli/target/qcow2j-cli.jar")
+                    : root.resolve("cli/target/lib/" + name + ".jar");
+            if (Files.isDirectory(from)) {
+                jar(from, to);
+            } else {
+                Files.copy(from, to);
+            }
+        }
+        cache = tmp.resolve("cache");
+        work = Files.createDirectories(tmp.resolve("work"));
+        image = Qemu.create(work, "disk.qcow2", "", "4M");
+        Qemu.io(image, "write -P 0x3c 0 1M");
+        Qemu.Result off = launch("off", null, "info", image.toString());
+        assertThat(off.exit()).as(off.err()).isZero();
+        assertThat(off.err()).isEmpty();
+        infoWithoutCache = off.out();
+        assertThat(infoWithoutCache).contains("file format: qcow2");
+        assertThat(cache).doesNotExist();
+    }
+
+    private static void jar(Path classes, Path jar) throws IOException {
+        List<Path> files;
+        try (Stream<Path> s = Files.walk(classes)) {
+            files = s.filter(Files::isRegularFile).sorted().toList();
+        }
+        try (OutputStream o = Files.newOutputStream(jar); JarOutputStream j = new JarOutputStream(o)) {
+            for (Path f : files) {
+                j.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+                Files.copy(f, j);
+                j.closeEntry();
+            }
+        }
+    }
+
+    /** Runs the launcher with QCOW2J_AOT=mode (null: unset) and, with classLog, the JVM's class-loading log. */
+    private static Qemu.Result launch(String mode, Path classLog, String... args) {
+        List<String> cmd = new ArrayList<>(List.of("env", "-u", "QCOW2J_AOT", "-u", "JDK_JAVA_OPTIONS",
+                "-u", "JAVA_TOOL_OPTIONS", "XDG_CACHE_HOME=" + cache));
+        if (mode != null) {
+            cmd.add("QCOW2J_AOT=" + mode);
+        }
+        if (classLog != null) {
+            cmd.add("JDK_JAVA_OPTIONS=-Xlog:class+load=info:file=" + classLog);
+        }
+        cmd.add(root.resolve("qcow2j").toString());
+        cmd.addAll(Arrays.asList(args));
+        return Qemu.exec(work, cmd.toArray(String[]::new));
+    }
+
+    /** The cache files (not the .ok stamps, locks or .failed markers) in the cache folder. */
+    private static List<Path> cacheFiles() throws IOException {
+        Path d = cache.resolve("qcow2j");
+        if (!Files.isDirectory(d)) {
+            return List.of();
+        }
+        try (Stream<Path> s = Files.list(d)) {
+            return s.filter(p -> p.toString().endsWith(".aot") || p.toString().endsWith(".jsa")).sorted().toList();
+        }
+    }
+
+    /** Runs info with the class log and says whether the CLI's main class came from the cache. */
+    private static boolean mainFromCache(String mode) throws IOException {
+        Path log = tmp.resolve("classes-" + System.nanoTime() + ".log");
+        Qemu.Result r = launch(mode, log, "info", image.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo(infoWithoutCache);
+        String main = Files.readAllLines(log).stream().filter(l -> l.contains(" io.qcow2j.cli.Main source:"))
+                .findFirst().orElseThrow(() -> new AssertionError("io.qcow2j.cli.Main not in the class log " + log));
+        return main.endsWith("source: shared objects file");
+    }
+
+    private static Set<Path> listing(Path d) throws IOException {
+        try (Stream<Path> s = Files.walk(d)) {
+            return new HashSet<>(s.toList());
+        }
+    }
+
+    @Test
+    void madeOnFirstUseReusedAfterDamagedOrStaleMadeAgainAndOffMeansOff() throws IOException {
+        byte[] imageBefore = Files.readAllBytes(image);
+        Set<Path> workBefore = listing(work);
+
+        // first run: the training run makes the cache; the command's output is unchanged and nothing else
+        Qemu.Result first = launch(null, null, "info", image.toString());
+        assertThat(first.exit()).as(first.err()).isZero();
+        assertThat(first.out()).isEqualTo(infoWithoutCache);
+        assertThat(first.err()).isEmpty();
+        List<Path> files = cacheFiles();
+        assertThat(files).hasSize(1);
+        Path file = files.get(0);
+        assertThat(Files.readString(Path.of(file + ".ok")).trim())
+                .isEqualTo(Files.size(file) + " " + Files.getLastModifiedTime(file).toInstant().getEpochSecond());
+        // the training worked on images of its own, never on the user's folder or image
+        assertThat(listing(work)).isEqualTo(workBefore);
+        assertThat(Files.readAllBytes(image)).isEqualTo(imageBefore);
+        try (Stream<Path> s = Files.list(cache.resolve("qcow2j"))) {
+            assertThat(s.filter(p -> p.getFileName().toString().startsWith("train."))).isEmpty();
+        }
+
+        // reused: the JVM maps it (classes from the "shared objects file") and it is not made again
+        FileTime made = Files.getLastModifiedTime(file);
+        Object inode = Files.getAttribute(file, "unix:ino");
+        assertThat(mainFromCache(null)).isTrue();
+        assertThat(cacheFiles()).containsExactly(file);
+        assertThat(Files.getAttribute(file, "unix:ino")).isEqualTo(inode);
+        assertThat(Files.getLastModifiedTime(file)).isEqualTo(made);
+        Qemu.Result verbose = launch("verbose", null, "info", image.toString());
+        assertThat(verbose.out()).isEqualTo(infoWithoutCache);
+        assertThat(verbose.err()).isEqualTo("qcow2j: start-up cache: using " + file + "\n");
+
+        // damaged in place (a partial overwrite: its stamp no longer matches): ignored and made again
+        damage(file);
+        assertThat(mainFromCache(null)).isTrue();
+        assertThat(cacheFiles()).containsExactly(file);
+        assertThat(Files.getAttribute(file, "unix:ino")).isNotEqualTo(inode);
+
+        // damaged with its stamp made to match: the JVM's checksums refuse it and the command still runs
+        damage(file);
+        Files.writeString(Path.of(file + ".ok"),
+                Files.size(file) + " " + Files.getLastModifiedTime(file).toInstant().getEpochSecond() + "\n");
+        assertThat(mainFromCache(null)).isFalse();
+        Qemu.Result refused = launch(null, null, "info", image.toString());
+        assertThat(refused.exit()).as(refused.err()).isZero();
+        assertThat(refused.out()).isEqualTo(infoWithoutCache);
+        assertThat(refused.err()).isEmpty();
+        Files.delete(file); // the launcher makes it again next time
+        assertThat(mainFromCache(null)).isTrue();
+
+        // stale: a new build of the jar gives a new key; the new cache replaces the old one
+        Files.setLastModifiedTime(root.resolve("cli/target/qcow2j-cli.jar"), FileTime.from(Instant.now().plusSeconds(5)));
+        assertThat(mainFromCache(null)).isTrue();
+        List<Path> after = cacheFiles();
+        assertThat(after).hasSize(1).doesNotContain(file);
+        assertThat(Path.of(file + ".ok")).doesNotExist();
+
+        // off: not used, and not made when missing
+        assertThat(mainFromCache("off")).isFalse();
+        Files.delete(after.get(0));
+        assertThat(mainFromCache("off")).isFalse();
+        assertThat(cacheFiles()).isEmpty();
+
+        assertThat(Files.readAllBytes(image)).isEqualTo(imageBefore);
+    }
+
+    /** Overwrites 64 KiB in the middle of the file with garbage, keeping its size. */
+    private static void damage(Path file) throws IOException {
+        byte[] all = Files.readAllBytes(file);
+        byte[] junk = new byte[64 * 1024];
+        new java.util.Random(7).nextBytes(junk);
+        System.arraycopy(junk, 0, all, all.length / 2, junk.length);
+        Files.write(file, all);
+        // the mtime moves on (and by at least a second, which the stamp resolves) as any real write would
+        Files.setLastModifiedTime(file, FileTime.from(Files.getLastModifiedTime(file).toInstant().plusSeconds(2)));
+    }
+}
