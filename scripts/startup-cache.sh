@@ -10,10 +10,14 @@
 #   checkouts share the folder and must not evict each other), F is the JDK's feature version and K hashes
 #   everything the cache depends on (the jars' names, sizes and mtimes, the JDK's libjvm and modules image,
 #   the JVM options). A new build or JDK gives a new K; the checkout's older files are removed then.
-# - Atomic: the training writes into a temporary folder inside the cache folder and renames its result;
-#   FILE.ok records the size and mtime the file had when made. A file that no longer matches its .ok (it was
-#   changed or truncated) is made again. -XX:+VerifySharedSpaces makes the JVM check the file's checksums
-#   (a damaged cache otherwise crashes it); a file it refuses is skipped silently (-Xlog:aot*=off,cds*=off: those warnings would go to stdout).
+# - Atomic: the training writes into a temporary folder inside the cache folder and renames its result.
+#   FILE.ok records the file's size, inode, mtime and ctime as it was put in place. Any later write to it
+#   moves its ctime, which no one can set back (touch can restore an mtime, not a ctime): a file that no
+#   longer matches its .ok is never used, it is made again. That matters: the JVM trusts a cache whose header
+#   is right and crashes on a damaged body. -XX:+VerifySharedSpaces would checksum the whole file on every
+#   start instead, costing ~30 ms of a ~300 ms command here, i.e. most of what the cache saves; the JDK's own
+#   CDS archive gets the same trust (mapped unverified). A file the JVM refuses (wrong JDK, jars changed) is
+#   skipped silently: -Xlog:aot*=off,cds*=off, as those warnings would go to stdout.
 # - The training run (io.qcow2j.cli.StartupTraining) works on images it creates in its temporary folder,
 #   never on the user's files; it runs once per key, under flock (a concurrent launcher runs without the
 #   cache meanwhile); if it fails, FILE.failed stops further attempts for that key.
@@ -39,9 +43,9 @@ qcow2j_startup_cache() {
   file=$dir/$name.$ext
   want=()
   if [ "$feature" -ge 25 ]; then want=(-XX:AOTCache="$file"); else want=(-XX:SharedArchiveFile="$file"); fi
-  want+=(-XX:+VerifySharedSpaces -Xlog:aot*=off,cds*=off)
+  want+=(-Xlog:aot*=off,cds*=off)
   if [ -f "$file" ] && [ -r "$file.ok" ] && read -r stamp <"$file.ok" &&
-     [ "$stamp" = "$(stat -c '%s %Y' "$file" 2>/dev/null)" ]; then
+     [ "$stamp" = "$(stat -c '%s %i %y %z' "$file" 2>/dev/null)" ]; then
     qcow2j_cache_opts=("${want[@]}")
     qcow2j_cache_say "using $file"
     return 0
@@ -65,12 +69,13 @@ qcow2j_train_cache() {
     local dump=(-XX:ArchiveClassesAtExit="$out")
     [ "$feature" -ge 25 ] && dump=(-XX:AOTCacheOutput="$out")
     env -u JAVA_TOOL_OPTIONS -u JDK_JAVA_OPTIONS -u _JAVA_OPTIONS \
-      "$JAVA_HOME/bin/java" "$@" "${dump[@]}" -XX:+VerifySharedSpaces -Xlog:disable \
+      "$JAVA_HOME/bin/java" "$@" "${dump[@]}" -Xlog:disable \
       -p "$mp" -m io.qcow2j.cli/io.qcow2j.cli.StartupTraining "$tmp/images" </dev/null >/dev/null 2>&1 || exit 1
     [ -s "$out" ] || exit 1
-    # the stamp first, then the file: mv keeps size and mtime, and a reader sees a stamp without its file
-    # at worst (it then runs without the cache), never a file without the stamp that vouches for it
-    stat -c '%s %Y' "$out" >"$tmp/ok" && mv -f "$tmp/ok" "$file.ok" && mv -f "$out" "$file" || exit 1
+    # the file first, then its stamp (a rename moves the ctime, so the stamp is taken after it); a reader in
+    # between finds no stamp and runs without the cache (the lock keeps it from training again)
+    rm -f "$file.ok" && mv -f "$out" "$file" && stat -c '%s %i %y %z' "$file" >"$tmp/ok" &&
+      mv -f "$tmp/ok" "$file.ok" || exit 1
     for old in "$dir"/startup-"${rk%% *}"-*; do
       case $old in "$dir/$name".*) ;; *) rm -f "$old" ;; esac
     done

@@ -15,7 +15,7 @@ import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 
 /**
- * The libc calls qcow2j needs, each a downcall looked up once and invoked with exact types.
+ * The libc calls qcow2j needs, each a downcall linked once, on first use, and invoked with exact types.
  *
  * <p>Every call that can fail captures {@code errno} through {@link Linker.Option#captureCallState} into a
  * per-thread state segment (never one shared static segment: two threads failing at once would read each
@@ -36,66 +36,123 @@ public final class LibC {
     private static final ThreadLocal<MemorySegment> CALL_STATE =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
 
-    private static final MethodHandle OPEN;
-    private static final MethodHandle CLOSE;
-    private static final MethodHandle PREAD;
-    private static final MethodHandle PREAD_HEAP;
-    private static final MethodHandle PWRITE;
-    private static final MethodHandle PWRITE_HEAP;
-    private static final MethodHandle FDATASYNC;
-    private static final MethodHandle FSYNC;
-    private static final MethodHandle FTRUNCATE;
-    private static final MethodHandle FALLOCATE;
-    private static final MethodHandle LSEEK;
-    private static final MethodHandle FSTAT;
-    private static final MethodHandle FSTATFS;
-    private static final MethodHandle STATX;
-    private static final MethodHandle MMAP;
-    private static final MethodHandle MUNMAP;
-    private static final MethodHandle MADVISE;
-    private static final MethodHandle SYSCONF;
-    private static final MethodHandle STRERROR;
-    private static final MethodHandle ERRNO_LOCATION;
-
     /** The largest transfer Linux performs in one read/write call; bigger requests are split anyway. */
     private static final long MAX_TRANSFER = 0x7ffff000L;
     /** Heap transfers go through critical downcalls, which hold off GC; keep each one short. */
     private static final long MAX_HEAP_TRANSFER = 1L << 20;
 
-    private static final long PAGE_SIZE;
-
     static {
         Platform.requireSupported();
-        OPEN = handle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+    }
+
+    /*
+     * The downcalls, each linked on first use: a holder class per function (its static final field is a
+     * constant to the JIT, as a field of LibC was), so that a command pays only for the calls it makes.
+     * Linking one costs a symbol lookup and the generation of its stub classes; linking all twenty up front
+     * was a measurable part of every command's start-up.
+     */
+    private static final class Open {
+        static final MethodHandle H = handle("open", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
                 CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-        CLOSE = handle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
-        FunctionDescriptor rw = FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG);
-        PREAD = handle("pread", rw, CAPTURE_ERRNO);
-        PREAD_HEAP = handle("pread", rw, CAPTURE_ERRNO, Linker.Option.critical(true));
-        PWRITE = handle("pwrite", rw, CAPTURE_ERRNO);
-        PWRITE_HEAP = handle("pwrite", rw, CAPTURE_ERRNO, Linker.Option.critical(true));
-        FDATASYNC = handle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
-        FSYNC = handle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
-        FTRUNCATE = handle("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
-        FALLOCATE = handle("fallocate",
+    }
+
+    private static final class Close {
+        static final MethodHandle H = handle("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    }
+
+    /** pread and pwrite: {@code ssize_t (int fd, void *buf, size_t count, off_t offset)}. */
+    private static final FunctionDescriptor RW =
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG);
+
+    private static final class Pread {
+        static final MethodHandle H = handle("pread", RW, CAPTURE_ERRNO);
+    }
+
+    private static final class PreadHeap {
+        static final MethodHandle H = handle("pread", RW, CAPTURE_ERRNO, Linker.Option.critical(true));
+    }
+
+    private static final class Pwrite {
+        static final MethodHandle H = handle("pwrite", RW, CAPTURE_ERRNO);
+    }
+
+    private static final class PwriteHeap {
+        static final MethodHandle H = handle("pwrite", RW, CAPTURE_ERRNO, Linker.Option.critical(true));
+    }
+
+    private static final class Fdatasync {
+        static final MethodHandle H = handle("fdatasync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    }
+
+    private static final class Fsync {
+        static final MethodHandle H = handle("fsync", FunctionDescriptor.of(JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
+    }
+
+    private static final class Ftruncate {
+        static final MethodHandle H =
+                handle("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
+    }
+
+    private static final class Fallocate {
+        static final MethodHandle H = handle("fallocate",
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), CAPTURE_ERRNO);
-        LSEEK = handle("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
-        FSTAT = handle("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
-        FSTATFS = handle("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
-        STATX = handle("statx",
+    }
+
+    private static final class Lseek {
+        static final MethodHandle H =
+                handle("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+    }
+
+    private static final class Fstat {
+        static final MethodHandle H =
+                handle("fstat", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+    }
+
+    private static final class Fstatfs {
+        static final MethodHandle H =
+                handle("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
+    }
+
+    private static final class Statx {
+        static final MethodHandle H = handle("statx",
                 FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
-        MMAP = handle("mmap",
+    }
+
+    private static final class Mmap {
+        static final MethodHandle H = handle("mmap",
                 FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG),
                 CAPTURE_ERRNO);
-        MUNMAP = handle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
-        MADVISE = handle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
-        SYSCONF = handle("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
-        STRERROR = handle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
-        ERRNO_LOCATION = handle("__errno_location", FunctionDescriptor.of(ADDRESS));
-        try {
-            PAGE_SIZE = sysconf(Platform.SC_PAGESIZE);
-        } catch (ErrnoException e) {
-            throw new ExceptionInInitializerError(e);
+    }
+
+    private static final class Munmap {
+        static final MethodHandle H =
+                handle("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), CAPTURE_ERRNO);
+    }
+
+    private static final class Madvise {
+        static final MethodHandle H =
+                handle("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+    }
+
+    private static final class Sysconf {
+        static final MethodHandle H = handle("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT), CAPTURE_ERRNO);
+        static final MethodHandle ERRNO_LOCATION = handle("__errno_location", FunctionDescriptor.of(ADDRESS));
+    }
+
+    private static final class Strerror {
+        static final MethodHandle H = handle("strerror", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    }
+
+    /** The page size, asked once, when first needed. */
+    private static final class PageSize {
+        static final long VALUE;
+
+        static {
+            try {
+                VALUE = sysconf(Platform.SC_PAGESIZE);
+            } catch (ErrnoException e) {
+                throw new ExceptionInInitializerError(e);
+            }
         }
     }
 
@@ -128,7 +185,7 @@ public final class LibC {
 
     /** The host page size, from {@code sysconf(_SC_PAGESIZE)}. */
     public static long pageSize() {
-        return PAGE_SIZE;
+        return PageSize.VALUE;
     }
 
     /**
@@ -143,9 +200,9 @@ public final class LibC {
             // be 0 before the call: zeroing the capture segment would not do, it is only written after it.
             // Nothing between these two downcalls touches errno, and a virtual thread cannot move to
             // another carrier between them.
-            MemorySegment errnoLocation = (MemorySegment) ERRNO_LOCATION.invokeExact();
+            MemorySegment errnoLocation = (MemorySegment) Sysconf.ERRNO_LOCATION.invokeExact();
             errnoLocation.reinterpret(JAVA_INT.byteSize()).set(JAVA_INT, 0, 0);
-            r = (long) SYSCONF.invokeExact(st, name);
+            r = (long) Sysconf.H.invokeExact(st, name);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -158,7 +215,7 @@ public final class LibC {
     /** libc's text for an errno value, e.g. "Invalid argument". */
     public static String strerror(int errno) {
         try {
-            MemorySegment s = (MemorySegment) STRERROR.invokeExact(errno);
+            MemorySegment s = (MemorySegment) Strerror.H.invokeExact(errno);
             return s.reinterpret(4096).getString(0);
         } catch (Throwable t) {
             return "errno " + errno;
@@ -175,7 +232,7 @@ public final class LibC {
             MemorySegment cpath = arena.allocateFrom(path);
             MemorySegment st = state();
             while (true) {
-                int fd = (int) OPEN.invokeExact(st, cpath, flags, mode);
+                int fd = (int) Open.H.invokeExact(st, cpath, flags, mode);
                 if (fd >= 0) {
                     return fd;
                 }
@@ -196,7 +253,7 @@ public final class LibC {
         MemorySegment st = state();
         int r;
         try {
-            r = (int) CLOSE.invokeExact(st, fd);
+            r = (int) Close.H.invokeExact(st, fd);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -214,20 +271,20 @@ public final class LibC {
             // The kernel writes through the raw address and would ignore the segment's read-only view.
             throw new IllegalArgumentException("pread into a read-only segment");
         }
-        return transfer("pread", PREAD, PREAD_HEAP, fd, dst, offset, true);
+        return transfer("pread", fd, dst, offset, true);
     }
 
     /** Writes all of {@code src} at {@code offset}, looping over short writes and EINTR. */
     public static void pwrite(int fd, MemorySegment src, long offset) throws ErrnoException {
-        transfer("pwrite", PWRITE, PWRITE_HEAP, fd, src, offset, false);
+        transfer("pwrite", fd, src, offset, false);
     }
 
     /**
      * The loop of pread and pwrite: chunks no bigger than one call may move, EINTR retried, a short read ends
      * at end of file, a write of nothing is an error (a regular file never does that; refuse to spin).
      */
-    private static long transfer(String name, MethodHandle nativeCall, MethodHandle heapCall, int fd,
-            MemorySegment seg, long offset, boolean read) throws ErrnoException {
+    private static long transfer(String name, int fd, MemorySegment seg, long offset, boolean read)
+            throws ErrnoException {
         long done = 0;
         long size = seg.byteSize();
         boolean heap = !seg.isNative();
@@ -237,8 +294,11 @@ public final class LibC {
             MemorySegment part = done == 0 && chunk == size ? seg : seg.asSlice(done, chunk); // no view in one go
             long n;
             try {
-                n = heap ? (long) heapCall.invokeExact(st, fd, part, chunk, offset + done)
-                         : (long) nativeCall.invokeExact(st, fd, part, chunk, offset + done);
+                // each holder is touched only on its own path: a heap transfer links the critical downcall
+                n = read ? (heap ? (long) PreadHeap.H.invokeExact(st, fd, part, chunk, offset + done)
+                                 : (long) Pread.H.invokeExact(st, fd, part, chunk, offset + done))
+                         : (heap ? (long) PwriteHeap.H.invokeExact(st, fd, part, chunk, offset + done)
+                                 : (long) Pwrite.H.invokeExact(st, fd, part, chunk, offset + done));
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -263,20 +323,22 @@ public final class LibC {
 
     /** {@code fdatasync(fd)}: file data and the metadata needed to read it back are on stable storage. */
     public static void fdatasync(int fd) throws ErrnoException {
-        intCall(FDATASYNC, fd, "fdatasync");
+        intCall(true, fd);
     }
 
     /** {@code fsync(fd)}. */
     public static void fsync(int fd) throws ErrnoException {
-        intCall(FSYNC, fd, "fsync");
+        intCall(false, fd);
     }
 
-    private static void intCall(MethodHandle h, int fd, String name) throws ErrnoException {
+    /** fdatasync ({@code data}) or fsync, retried on EINTR. */
+    private static void intCall(boolean data, int fd) throws ErrnoException {
+        String name = data ? "fdatasync" : "fsync";
         MemorySegment st = state();
         while (true) {
             int r;
             try {
-                r = (int) h.invokeExact(st, fd);
+                r = data ? (int) Fdatasync.H.invokeExact(st, fd) : (int) Fsync.H.invokeExact(st, fd);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -296,7 +358,7 @@ public final class LibC {
         while (true) {
             int r;
             try {
-                r = (int) FTRUNCATE.invokeExact(st, fd, length);
+                r = (int) Ftruncate.H.invokeExact(st, fd, length);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -320,7 +382,7 @@ public final class LibC {
         while (true) {
             int r;
             try {
-                r = (int) FALLOCATE.invokeExact(st, fd, mode, offset, length);
+                r = (int) Fallocate.H.invokeExact(st, fd, mode, offset, length);
             } catch (Throwable t) {
                 throw rethrow(t);
             }
@@ -344,7 +406,7 @@ public final class LibC {
         MemorySegment st = state();
         long r;
         try {
-            r = (long) LSEEK.invokeExact(st, fd, offset, whence);
+            r = (long) Lseek.H.invokeExact(st, fd, offset, whence);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -413,7 +475,7 @@ public final class LibC {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(256, 16); // struct statfs is 120 bytes on x86-64 and aarch64
             MemorySegment st = state();
-            int r = (int) FSTATFS.invokeExact(st, fd, buf);
+            int r = (int) Fstatfs.H.invokeExact(st, fd, buf);
             if (r != 0) {
                 throw new ErrnoException("fstatfs(fd=" + fd + ")", errno(st));
             }
@@ -430,7 +492,7 @@ public final class LibC {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(256, 16);
             MemorySegment st = state();
-            int r = (int) FSTAT.invokeExact(st, fd, buf);
+            int r = (int) Fstat.H.invokeExact(st, fd, buf);
             if (r != 0) {
                 throw new ErrnoException("fstat(fd=" + fd + ")", errno(st));
             }
@@ -456,7 +518,7 @@ public final class LibC {
             MemorySegment buf = arena.allocate(256, 16);
             MemorySegment empty = arena.allocateFrom("");
             MemorySegment st = state();
-            int r = (int) STATX.invokeExact(st, fd, empty, Platform.AT_EMPTY_PATH, Platform.STATX_DIOALIGN, buf);
+            int r = (int) Statx.H.invokeExact(st, fd, empty, Platform.AT_EMPTY_PATH, Platform.STATX_DIOALIGN, buf);
             if (r != 0) {
                 return null;
             }
@@ -480,7 +542,7 @@ public final class LibC {
         MemorySegment st = state();
         MemorySegment addr;
         try {
-            addr = (MemorySegment) MMAP.invokeExact(st, MemorySegment.NULL, length,
+            addr = (MemorySegment) Mmap.H.invokeExact(st, MemorySegment.NULL, length,
                     Platform.PROT_READ | Platform.PROT_WRITE,
                     Platform.MAP_PRIVATE | Platform.MAP_ANONYMOUS | Platform.MAP_NORESERVE, -1, 0L);
         } catch (Throwable t) {
@@ -497,7 +559,7 @@ public final class LibC {
         MemorySegment st = state();
         int r;
         try {
-            r = (int) MUNMAP.invokeExact(st, address, length);
+            r = (int) Munmap.H.invokeExact(st, address, length);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -512,7 +574,7 @@ public final class LibC {
         MemorySegment st = state();
         int r;
         try {
-            r = (int) MADVISE.invokeExact(st, address, length, advice);
+            r = (int) Madvise.H.invokeExact(st, address, length, advice);
         } catch (Throwable t) {
             throw rethrow(t);
         }
