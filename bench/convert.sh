@@ -11,18 +11,24 @@
 #   bench/convert.sh             4 GiB source, 3 repetitions (a few minutes on 2 idle cores)
 #   bench/convert.sh --smoke     256 MiB source, 1 repetition (CI: about a minute)
 #
-# Options: --dir DIR (default /dev/shm/qcow2j-convert-bench), --reps N, --size-mib N.
+# Options: --dir DIR (default /dev/shm/qcow2j-convert-bench), --reps N, --size-mib N,
+#   --only KEYS   run a subset of the flag sets, comma-separated keys: plain, mW (-m 8 -W), c (-c),
+#                 cmW (-c -m 8 -W), sparse (1 TiB sparse); e.g. --only plain,mW,sparse
+#   --keep        keep DIR and its sources, and reuse them when they are there: split a long run into
+#                 several shorter ones (e.g. under a time-limited lock) without making the source again.
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$root"
-size_mib=4096 reps=3 dir=/dev/shm/qcow2j-convert-bench
+size_mib=4096 reps=3 dir=/dev/shm/qcow2j-convert-bench only=plain,mW,c,cmW,sparse keep=
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) size_mib=256; reps=1 ;;
     --dir) dir=$2; shift ;;
     --reps) reps=$2; shift ;;
     --size-mib) size_mib=$2; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --only) only=$2; shift ;;
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "convert.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
   shift
@@ -30,9 +36,14 @@ done
 command -v qemu-img >/dev/null || { echo "convert.sh: qemu-img is needed (apt-get install qemu-utils)" >&2; exit 2; }
 ./qcow2j --version >/dev/null # builds the CLI on first use
 mkdir -p "$dir"
-trap 'rm -rf "$dir"' EXIT
+if [ -n "$keep" ]; then trap 'rm -f "$dir/out.qcow2"' EXIT; else trap 'rm -rf "$dir"' EXIT; fi
 src=$dir/src.qcow2
 raw=$dir/src.raw
+sparse=$dir/sparse.qcow2
+if [ -n "$keep" ] && [ "$(cat "$dir/src.mib" 2>/dev/null)" = "$size_mib" ] && [ -f "$src" ] && [ -f "$sparse" ]; then
+  echo "convert.sh: reusing the sources in $dir" >&2
+else
+rm -f "$dir/src.mib"
 
 # the source: written as raw, converted by qemu-img, then the zero quarter written as allocated zeros
 python3 - "$raw" "$size_mib" <<'PY'
@@ -53,9 +64,10 @@ rm -f "$raw"
 zeros=()
 for ((seg = 0; seg < size_mib; seg += 64)); do zeros+=(-c "write -q -P 0 $((seg + 32))M 16M"); done
 qemu-io -f qcow2 "${zeros[@]}" "$src"
-sparse=$dir/sparse.qcow2
 qemu-img create -q -f qcow2 "$sparse" 1T
 qemu-io -f qcow2 -c 'write -q -P 1 0 1M' -c 'write -q -P 2 512G 1M' -c 'write -q -P 3 1023G 1M' "$sparse"
+echo "$size_mib" >"$dir/src.mib"
+fi
 
 now() { date +%s%N; }
 declare -A times
@@ -77,7 +89,17 @@ run() { # tool label src args...
 }
 declare -A sizes
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-labels=("plain" "-m 8 -W" "-c" "-c -m 8 -W" "1 TiB sparse")
+labels=()
+for key in ${only//,/ }; do
+  case $key in
+    plain) labels+=("plain") ;;
+    mW) labels+=("-m 8 -W") ;;
+    c) labels+=("-c") ;;
+    cmW) labels+=("-c -m 8 -W") ;;
+    sparse) labels+=("1 TiB sparse") ;;
+    *) echo "convert.sh: unknown --only key $key (plain, mW, c, cmW, sparse)" >&2; exit 2 ;;
+  esac
+done
 for ((r = 0; r < reps; r++)); do
   for label in "${labels[@]}"; do
     from=$src; args=()

@@ -7,7 +7,11 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Properties;
+import java.util.function.Supplier;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -21,26 +25,36 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description = "qcow2 disk images on the JVM: inspect, convert, check, read and write them.",
-        subcommands = {
-            CommandLine.HelpCommand.class,
-            DemoCommand.class,
-            CreateCommand.class,
-            CheckCommand.class,
-            InfoCommand.class,
-            MapCommand.class,
-            ConvertCommand.class,
-            CompareCommand.class,
-            MeasureCommand.class,
-            SnapshotCommand.class,
-            ResizeCommand.class,
-            CommitCommand.class,
-            RebaseCommand.class,
-            AmendCommand.class,
-            IoCommand.class,
-            BenchCommand.class,
-            ServeCommand.class,
-        })
+        subcommands = CommandLine.HelpCommand.class) // the others: SUBCOMMANDS, added in commandLine
 public final class Main implements Runnable {
+    /**
+     * The subcommands, in the order help lists them, by the name of their {@code @Command}. Building a
+     * command's picocli model (reflection over its annotated fields, an annotation proxy per option) is most
+     * of a one-shot command's start-up after the JVM's own, so a command line naming one gets that one
+     * alone; help, no subcommand or an unknown one get them all (MainTest checks the names).
+     */
+    static final Map<String, Supplier<Object>> SUBCOMMANDS = subcommands();
+
+    private static Map<String, Supplier<Object>> subcommands() {
+        Map<String, Supplier<Object>> m = new LinkedHashMap<>();
+        m.put("demo", DemoCommand::new);
+        m.put("create", CreateCommand::new);
+        m.put("check", CheckCommand::new);
+        m.put("info", InfoCommand::new);
+        m.put("map", MapCommand::new);
+        m.put("convert", ConvertCommand::new);
+        m.put("compare", CompareCommand::new);
+        m.put("measure", MeasureCommand::new);
+        m.put("snapshot", SnapshotCommand::new);
+        m.put("resize", ResizeCommand::new);
+        m.put("commit", CommitCommand::new);
+        m.put("rebase", RebaseCommand::new);
+        m.put("amend", AmendCommand::new);
+        m.put("io", IoCommand::new);
+        m.put("bench", BenchCommand::new);
+        m.put("serve", ServeCommand::new);
+        return Collections.unmodifiableMap(m);
+    }
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -74,7 +88,7 @@ public final class Main implements Runnable {
     public static int run(PrintWriter out, PrintWriter err, String... args) {
         untrusted = false; // static, as --debug: a run in the same JVM must not inherit the previous run's flags
         allowRawBacking = false;
-        CommandLine cmd = commandLine();
+        CommandLine cmd = commandLine(args);
         if (out != null) {
             cmd.setOut(out);
         }
@@ -92,9 +106,29 @@ public final class Main implements Runnable {
         return ImageOptions.builder().untrusted(untrusted).allowRawBacking(allowRawBacking);
     }
 
-    /** The configured command line (tests set its out and err writers). */
+    /** The configured command line with every subcommand (tests set its out and err writers). */
     static CommandLine commandLine() {
+        return commandLine(new String[0]);
+    }
+
+    /**
+     * The configured command line for {@code args}: with only the subcommand they name when the first
+     * argument that is not an option (Main's own options are flags) is one, else with all of them.
+     */
+    static CommandLine commandLine(String[] args) {
         CommandLine cmd = new CommandLine(new Main());
+        String named = null;
+        for (String a : args) {
+            if (!a.startsWith("-")) {
+                named = a;
+                break;
+            }
+        }
+        if (named != null && SUBCOMMANDS.containsKey(named)) {
+            cmd.addSubcommand(named, SUBCOMMANDS.get(named).get());
+        } else {
+            SUBCOMMANDS.forEach((name, command) -> cmd.addSubcommand(name, command.get()));
+        }
         cmd.setExecutionExceptionHandler(Main::onError);
         cmd.setParameterExceptionHandler(Main::onBadArguments);
         return cmd;

@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
 
 class MainTest {
 
@@ -89,5 +90,33 @@ class MainTest {
             assertThat(in).isNotNull();
             assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).doesNotContain("${");
         }
+    }
+
+    /** Main builds only the named subcommand: its table must name each by its own @Command name. */
+    @Test
+    void subcommandTableMatchesTheCommandsNames() {
+        Main.SUBCOMMANDS.forEach((name, command) -> {
+            Object c = command.get();
+            assertThat(c.getClass().getAnnotation(picocli.CommandLine.Command.class).name()).as(c.getClass().getName())
+                    .isEqualTo(name);
+            CommandLine one = Main.commandLine(new String[] {"--debug", name, "x"});
+            assertThat(one.getSubcommands().keySet()).containsExactly("help", name);
+        });
+        assertThat(Main.commandLine(new String[] {"help", "convert"}).getSubcommands().keySet())
+                .containsAll(Main.SUBCOMMANDS.keySet()).contains("help");
+        assertThat(Main.commandLine(new String[] {"nosuch"}).getSubcommands()).hasSize(Main.SUBCOMMANDS.size() + 1);
+        // the top-level help still lists every subcommand, in the table's order
+        Object[] r = run("--help");
+        String help = (String) r[1];
+        int last = -1;
+        for (String name : Main.SUBCOMMANDS.keySet()) {
+            int at = help.indexOf("\n  " + name + " ");
+            assertThat(at).as(name + " in the top-level help").isGreaterThan(last);
+            last = at;
+        }
+        // a subcommand's own errors and help are unchanged by being built alone
+        Object[] bad = run("convert", "--nosuch", "a", "b");
+        assertThat(bad[0]).isEqualTo(1);
+        assertThat((String) bad[2]).contains("Unknown option: '--nosuch'").contains("Try 'qcow2j convert --help'");
     }
 }
