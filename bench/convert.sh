@@ -120,7 +120,7 @@ echo "load average (1/5/15 min) at the start: $load_start; at the end: $(cut -d'
 printf '| %-14s | %12s | %12s | %8s | %14s | %14s |\n' flags "qemu-img ms" "qcow2j ms" speedup "qemu-img bytes" "qcow2j bytes"
 printf '|%s|\n' "----------------|--------------|--------------|----------|----------------|----------------"
 for label in "${labels[@]}"; do
-  q=$(echo "${times[qemu,$label]}" | median); o=$(echo "${times[qcow2j,$label]}" | median)
+  q=$(echo "${times[qemu,$label]:-}" | median); o=$(echo "${times[qcow2j,$label]:-}" | median)
   printf '| %-14s | %12s | %12s | %7sx | %14s | %14s |\n' "$label" "$q" "$o" "$(awk -v q="$q" -v o="$o" 'BEGIN {printf "%.2f", q / o}')" \
-    "${sizes[qemu,$label]}" "${sizes[qcow2j,$label]}"
+    "${sizes[qemu,$label]:-}" "${sizes[qcow2j,$label]:-}"
 done
