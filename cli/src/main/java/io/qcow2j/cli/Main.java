@@ -1,6 +1,7 @@
 package io.qcow2j.cli;
 
 import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.Qcow2j;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintWriter;
@@ -73,7 +74,11 @@ public final class Main implements Runnable {
     static boolean allowRawBacking;
 
     public static void main(String[] args) {
-        System.exit(run(args));
+        int status = run(args);
+        // every image is closed now; a JVM exiting with the io_uring reaper inside its native wait would
+        // wait up to 300 ms for it (measured: 1 MiB convert 0.62 s with it open, about 0.3 s less without)
+        Qcow2j.releaseSharedIo();
+        System.exit(status);
     }
 
     /** Runs the command line and returns the exit status; used by tests without starting a JVM. */

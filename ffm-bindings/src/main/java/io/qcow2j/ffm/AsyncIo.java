@@ -55,10 +55,22 @@ public sealed interface AsyncIo extends AutoCloseable permits IoUring, ThreadPoo
 
     /**
      * The process-wide backend that files opened by the engine share, opened on first use with the depth of
-     * the {@code qcow2j.aio.depth} system property (256 when unset); never closed (its reaper is a daemon).
+     * the {@code qcow2j.aio.depth} system property (256 when unset); its reaper is a daemon, so it need not be
+     * closed, but see {@link #closeShared}.
      */
     static AsyncIo shared() {
-        return SharedIo.INSTANCE;
+        return SharedIo.get();
+    }
+
+    /**
+     * Closes the shared backend if it was opened (waiting for its requests in flight); a later
+     * {@link #shared} opens a new one. For a command-line tool's last step before it exits: the io_uring
+     * reaper waits for completions inside a native call, and a JVM exiting while a thread is in a native
+     * call waits for it to return, for up to 300 ms (HotSpot's VM_Exit), which was a third of a one-shot
+     * {@code qcow2j convert}'s run time.
+     */
+    static void closeShared() {
+        SharedIo.closeIfOpen();
     }
 
     /**
