@@ -18,7 +18,7 @@ import jdk.jfr.Recording;
 import jdk.jfr.consumer.RecordedEvent;
 import jdk.jfr.consumer.RecordingFile;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,14 +30,19 @@ import org.junit.jupiter.api.Test;
 class VirtualThreadsTest {
     private static final int THREADS = 1000;
 
-    @ParameterizedTest
-    @ValueSource(strings = {"io_uring", "threads"})
-    void thousandVirtualThreadsDoFileIoWithoutPinning(String backend) throws Exception {
+    /**
+     * On tmpfs, through either backend (the ring forced: detection would take the direct route there) and
+     * on the direct route that files in memory take (writes in FIFO order under the file's fair lock).
+     */
+    @ParameterizedTest(name = "{0}, {1}")
+    @CsvSource({"io_uring, RING", "threads, RING", "io_uring, DETECT"})
+    void thousandVirtualThreadsDoFileIoWithoutPinning(String backend, AsyncFile.Route route) throws Exception {
         Path jfr;
         try (TestDirs dirs = TestDirs.shm(); AsyncIo io = AsyncIo.open(backend, 64);
                 AsyncFile f = new AsyncFile(AlignedFile.open(dirs.file("vt"), IoMode.BUFFERED,
-                        StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE), io);
+                        StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE), io, route);
                 Recording rec = new Recording()) {
+            assertEquals(route == AsyncFile.Route.DETECT, f.isInMemory(), "a regular file on tmpfs is in memory");
             rec.enable("jdk.VirtualThreadPinned").withThreshold(Duration.ZERO).withStackTrace();
             rec.start();
             AtomicReference<Throwable> failure = new AtomicReference<>();
