@@ -237,9 +237,10 @@ final class Connection {
         }
         long start = System.nanoTime();
         CompletableFuture<ByteBuffer[]> reply = dispatcher.run(r);
-        // Capped: one pause (a GC, a preemption) must not make a fast kind look slow; two in a row do.
-        long took = Math.min(System.nanoTime() - start, 4 * SLOW_NANOS);
-        inlineNanos[kind] += (took - inlineNanos[kind]) >> 3;
+        // Capped, so that one pause (a GC, a preemption) cannot make a fast kind look slow (three slow ones in a
+        // row do) and three fast probes make a slow kind fast again.
+        long took = Math.min(System.nanoTime() - start, 2 * SLOW_NANOS);
+        inlineNanos[kind] += (took - inlineNanos[kind]) >> 2;
         return reply;
     }
 
