@@ -26,9 +26,10 @@ import java.util.function.Consumer;
  * <p>What goes through the disk's asynchronous API instead ({@link RequestDispatcher#start}, replies written
  * by the {@link ReplyWriter}'s thread in the order they finish), so that the requests behind it are read
  * and started meanwhile: flushes and FUA writes (they wait for the device), and, while other requests are
- * in flight or already sent, requests of a kind (reads, or the rest) whose inline service has lately been
- * slow ({@link #SLOW_NANOS} on average: they wait for a device, not memory), which are then still served
- * inline one time in {@link #PROBE_EVERY} to notice when they are fast again.
+ * in flight or already sent, requests over {@link #LARGE} bytes and requests of a kind (reads, or the rest)
+ * whose inline service has lately been slow ({@link #SLOW_NANOS} on average: they wait for a device, not
+ * memory), which are then still served inline one time in {@link #PROBE_EVERY} to notice when they are fast
+ * again.
  *
  * <p>Memory is bounded, never by a number the client sends: before a request's buffer is allocated, its cost
  * (payload bytes, at most {@link NbdProtocol#MAX_PAYLOAD}, plus {@link #REQUEST_COST}) is taken from this
@@ -47,6 +48,8 @@ final class Connection {
     private static final long DRAIN_SECONDS = 30;
     /** An inline request kind taking this long on average waits for a device: pipelined ones go async. */
     static final long SLOW_NANOS = 50_000;
+    /** Pipelined requests over this many bytes go asynchronous: the requests behind must not wait for them. */
+    static final int LARGE = 1 << 20;
     /** One pipelined request of a slow kind in this many is served inline, to measure it again. */
     static final int PROBE_EVERY = 32;
 
@@ -226,6 +229,9 @@ final class Connection {
         boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered();
         if (r.type() == CMD_FLUSH || (r.flags() & CMD_FLAG_FUA) != 0) {
             return dispatcher.start(r);
+        }
+        if (!alone && r.length() > LARGE) {
+            return dispatcher.start(r); // the hand-off is small beside its transfer; the requests behind go on
         }
         int kind = r.type() == CMD_READ ? 0 : 1;
         boolean fast = inlineNanos[kind] < SLOW_NANOS;
