@@ -5,18 +5,19 @@
 # Per server and depth: server CPU (utime+stime of /proc/PID/stat, all threads) per request over one fio run;
 # for qcow2j also a JFR execution-sample profile (top frames) and `strace -c -f` syscalls per request (in a
 # separate run, strace slows the server). Output: bench/results/DATE-nbd-profile/.
-# --qcow2j LAUNCHER profiles another build of qcow2j (e.g. an older commit's ./qcow2j).
+# --qcow2j LAUNCHER profiles another build of qcow2j (e.g. an older commit's ./qcow2j); --tcp: over
+# 127.0.0.1 instead of the Unix socket.
 #   bench/nbd-profile.sh [--runtime S] [--size SIZE] [--rw randread|randwrite|write] [--bs BS]
-#                        [--depths "1 16"] [--servers "qcow2j qemu-nbd nbdkit"] [--qcow2j LAUNCHER]
+#                        [--depths "1 16"] [--servers "qcow2j qemu-nbd nbdkit"] [--qcow2j LAUNCHER] [--tcp]
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
-runtime=4 size=256M rw=randread bs=4k depths="1 16" servers="qcow2j qemu-nbd nbdkit" qcow2j=$root/qcow2j
+tcp= runtime=4 size=256M rw=randread bs=4k depths="1 16" servers="qcow2j qemu-nbd nbdkit" qcow2j=$root/qcow2j
 while [ $# -gt 0 ]; do
   case "$1" in --runtime) runtime=$2; shift ;; --size) size=$2; shift ;; --rw) rw=$2; shift ;;
     --bs) bs=$2; shift ;; --depths) depths=$2; shift ;; --servers) servers=$2; shift ;;
-    --qcow2j) qcow2j=$(readlink -f "$2"); shift ;;
+    --qcow2j) qcow2j=$(readlink -f "$2"); shift ;; --tcp) tcp=1 ;;
     *) echo "usage: $0 [--runtime S] [--size SIZE] [--rw RW] [--bs BS] [--depths D] [--servers S]" \
-            "[--qcow2j LAUNCHER]" >&2; exit 2 ;; esac; shift
+            "[--qcow2j LAUNCHER] [--tcp]" >&2; exit 2 ;; esac; shift
 done
 case "$rw" in *read) dir=read ;; *) dir=write ;; esac
 jdk=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
@@ -24,6 +25,10 @@ work=/dev/shm/qcow2j-nbd-profile
 out="$root/bench/results/$(date -u +%Y%m%dT%H%M%S)-nbd-profile"
 mkdir -p "$work" "$out"
 sock=$work/sock uri="nbd+unix:///?socket=$work/sock"
+listen=(-k "$sock") nbdkit_listen=(-U "$sock")
+if [ -n "$tcp" ]; then
+  uri="nbd://127.0.0.1:10898/" listen=(-b 127.0.0.1 -p 10898) nbdkit_listen=(-i 127.0.0.1 -p 10898)
+fi
 pid=
 stop() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; pid=; }
 trap 'stop; rm -rf "$work"' EXIT
@@ -36,9 +41,9 @@ nbdkit_file=$work/img.qcow2
 start() {
   rm -f "$sock"
   case "$1" in
-    qcow2j) "$qcow2j" serve -k "$sock" -t -e 4 -f qcow2 "$work/img.qcow2" >/dev/null 2>"$out/serve.err" & ;;
-    qemu-nbd) qemu-nbd -k "$sock" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$work/img.qcow2" 2>/dev/null & ;;
-    nbdkit) nbdkit -f -U "$sock" file "file=$nbdkit_file" 2>/dev/null & ;;
+    qcow2j) "$qcow2j" serve "${listen[@]}" -t -e 4 -f qcow2 "$work/img.qcow2" >/dev/null 2>"$out/serve.err" & ;;
+    qemu-nbd) qemu-nbd "${listen[@]}" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$work/img.qcow2" 2>/dev/null & ;;
+    nbdkit) nbdkit -f "${nbdkit_listen[@]}" file "file=$nbdkit_file" 2>/dev/null & ;;
   esac
   pid=$!
   for _ in $(seq 200); do nbdinfo --size "$uri" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -60,7 +65,14 @@ for server in $servers; do
     t0=$(ticks)
     [ "$server" = qcow2j ] && "$jdk/bin/jcmd" "$pid" JFR.start name=p settings=profile \
         filename="$out/qcow2j-qd$depth.jfr" >/dev/null
+    # per-thread CPU at the end of the measured run (the connection's thread ends with it): name, utime+stime
+    # ticks since the server started (the warm-up run included)
+    ( sleep "$runtime"; for t in /proc/$pid/task/*; do
+        printf '%s\t%s\n' "$(cat $t/comm)" "$(awk '{print $14+$15}' $t/stat)"; done 2>/dev/null \
+        | sort -t$'\t' -k2 -rn | head -12 > "$out/threads-$server-qd$depth.txt" ) &
+    tp=$!
     n=$(fio_run "$depth" "$runtime" "$out/$server-qd$depth.json")
+    wait "$tp"
     t1=$(ticks)
     [ "$server" = qcow2j ] && "$jdk/bin/jcmd" "$pid" JFR.stop name=p >/dev/null
     printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$depth" "$n" $((n / runtime)) \
@@ -74,9 +86,6 @@ for server in $servers; do
       "$jdk/bin/jfr" print --events jdk.ExecutionSample "$out/qcow2j-qd$depth.jfr" \
         | awk '/stackTrace = \[/{getline; sub(/^[ \t]+/,""); sub(/line:.*/,""); print}' \
         | sort | uniq -c | sort -rn | head -15 > "$out/jfr-top-qd$depth.txt"
-      # per-thread CPU (qcow2j's threads): name, utime+stime ticks
-      for t in /proc/$pid/task/*; do printf '%s\t%s\n' "$(cat $t/comm)" "$(awk '{print $14+$15}' $t/stat)"; done \
-        | sort -t$'\t' -k2 -rn | head -12 > "$out/threads-qd$depth.txt"
     fi
     stop
   done

@@ -143,6 +143,24 @@ class InlineServingTest {
     }
 
     @Test
+    void largeAndMixedWritePayloadsArriveWhole() throws Exception {
+        // 64 KiB payloads are read straight into their buffers (RequestReader.DIRECT), 4-128 KiB mixed ones
+        // switch between that and the buffered reads; every block is verified by its checksum.
+        Path img = Qemu.create(dir, "c.qcow2", null, "32M");
+        List<String> log = new CopyOnWriteArrayList<>();
+        try (CountingDisk disk = new CountingDisk(Images.open(img, ImageOptions.builder().build()), 0);
+                NbdServer s = serve(disk, log)) {
+            for (String[] job : new String[][] {{"--rw=write", "--bs=64k"}, {"--rw=randwrite", "--bsrange=4k-128k"}}) {
+                Qemu.run(dir, "fio", "--name=large", "--ioengine=nbd", "--uri=" + s.uri(), job[0], job[1],
+                        "--iodepth=16", "--size=32M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
+                        "--randrepeat=1", "--output-format=terse");
+            }
+        }
+        assertThat(log).isEmpty();
+        Qemu.requireClean(img, "after fio");
+    }
+
+    @Test
     void pipelinedReadsOfASlowDiskGoAsynchronousAndCopyRight() throws Exception {
         Path img = Qemu.create(dir, "b.qcow2", null, "8M");
         Qemu.io(img, "write -P 0x3c 0 3M", "write -P 0x4d 5M 2M");
