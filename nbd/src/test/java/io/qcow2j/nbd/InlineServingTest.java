@@ -132,11 +132,14 @@ class InlineServingTest {
             Qemu.run(dir, "fio", "--name=inline", "--ioengine=nbd", "--uri=" + s.uri(), "--rw=randwrite",
                     "--bs=4k", "--iodepth=16", "--size=16M", "--io_size=8M", "--verify=crc32c", "--do_verify=1",
                     "--verify_fatal=1", "--randrepeat=1", "--output-format=terse");
-            // (Not all: on a loaded machine a preempted request may look slow for a while.)
+            // Not all, nor even most on a loaded machine: a preempted request looks slow, and a kind that looks
+            // slow goes asynchronous for a while. Were pipelined requests never served inline, only the few
+            // that found nothing else in flight (depth 1) would be.
             long inline = disk.inlineWrites.get() + disk.inlineReads.get();
-            assertThat(inline + disk.asyncStarts.get()).isGreaterThanOrEqualTo(4096);
-            assertThat(disk.asyncStarts.get()).as("most reads and writes stayed on the connection's thread")
-                    .isLessThan(inline / 4);
+            long all = inline + disk.asyncStarts.get();
+            assertThat(all).isGreaterThanOrEqualTo(4096);
+            assertThat(inline).as("pipelined reads and writes served on the connection's thread, of " + all)
+                    .isGreaterThan(all / 5);
         }
         assertThat(log).isEmpty();
         Qemu.requireClean(img, "after fio");
