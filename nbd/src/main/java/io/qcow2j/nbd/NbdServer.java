@@ -31,7 +31,8 @@ import java.util.function.Consumer;
  *
  * <p>Threads: one platform thread accepts; each connection reads and serves its requests on a platform
  * thread of its own, and writes the replies of requests that went through the disk's asynchronous API on a
- * virtual one ({@link Connection}, {@link ReplyWriter}, {@link RequestDispatcher}). All connections share one {@link MemoryBudget} for requests in flight.
+ * virtual one ({@link Connection}, {@link ReplyWriter}, {@link RequestDispatcher}). All connections share
+ * one {@link MemoryBudget} for requests in flight.
  */
 public final class NbdServer implements AutoCloseable {
     /**

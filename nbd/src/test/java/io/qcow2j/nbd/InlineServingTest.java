@@ -116,6 +116,14 @@ class InlineServingTest {
                 Duration.ofSeconds(5)), log::add);
     }
 
+    /** Runs fio's nbd engine on {@code uri}, 16 requests in flight, with {@code job}'s options. */
+    private void fio(String uri, String... job) {
+        List<String> cmd = new java.util.ArrayList<>(List.of("fio", "--name=job", "--ioengine=nbd", "--uri=" + uri,
+                "--iodepth=16", "--randrepeat=1", "--output-format=terse"));
+        cmd.addAll(List.of(job));
+        Qemu.run(dir, cmd.toArray(String[]::new));
+    }
+
     @Test
     void pipelinedRequestsOfAFastDiskAreServedInlineAndAnsweredRight() throws Exception {
         Path img = Qemu.create(dir, "a.qcow2", null, "16M");
@@ -123,15 +131,13 @@ class InlineServingTest {
         try (CountingDisk disk = new CountingDisk(Images.open(img, ImageOptions.builder().build()), 0);
                 NbdServer s = serve(disk, log)) {
             // Warm-up (the JIT: interpreted requests are slow, and a slow kind goes asynchronous for a while).
-            Qemu.run(dir, "fio", "--name=warm", "--ioengine=nbd", "--uri=" + s.uri(), "--rw=randrw", "--bs=4k",
-                    "--iodepth=16", "--size=16M", "--io_size=16M", "--output-format=terse");
+            fio(s.uri(), "--rw=randrw", "--bs=4k", "--size=16M", "--io_size=16M");
             disk.inlineReads.set(0);
             disk.inlineWrites.set(0);
             disk.asyncStarts.set(0);
             // Writes, then reads verifying every block's checksum, 16 in flight all the time.
-            Qemu.run(dir, "fio", "--name=inline", "--ioengine=nbd", "--uri=" + s.uri(), "--rw=randwrite",
-                    "--bs=4k", "--iodepth=16", "--size=16M", "--io_size=8M", "--verify=crc32c", "--do_verify=1",
-                    "--verify_fatal=1", "--randrepeat=1", "--output-format=terse");
+            fio(s.uri(), "--rw=randwrite", "--bs=4k", "--size=16M", "--io_size=8M", "--verify=crc32c",
+                    "--do_verify=1", "--verify_fatal=1");
             // Not all, nor even most on a loaded machine: a preempted request looks slow, and a kind that looks
             // slow goes asynchronous for a while. Were pipelined requests never served inline, only the few
             // that found nothing else in flight (depth 1) would be.
@@ -154,9 +160,7 @@ class InlineServingTest {
         try (CountingDisk disk = new CountingDisk(Images.open(img, ImageOptions.builder().build()), 0);
                 NbdServer s = serve(disk, log)) {
             for (String[] job : new String[][] {{"--rw=write", "--bs=64k"}, {"--rw=randwrite", "--bsrange=4k-128k"}}) {
-                Qemu.run(dir, "fio", "--name=large", "--ioengine=nbd", "--uri=" + s.uri(), job[0], job[1],
-                        "--iodepth=16", "--size=32M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
-                        "--randrepeat=1", "--output-format=terse");
+                fio(s.uri(), job[0], job[1], "--size=32M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1");
             }
         }
         assertThat(log).isEmpty();
