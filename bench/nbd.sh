@@ -7,7 +7,8 @@
 #               [--servers "qemu-nbd qcow2j nbdkit"] [--scenarios "..."]
 #
 # Scenarios: 4 KiB random reads at depth 1 and 16, 4 KiB random writes at depth 16 (on a fully allocated
-# image), and 64 KiB sequential allocating writes on a fresh image. nbdkit is the ceiling of this client and
+# image), and 64 KiB sequential writes on a fresh image (timed: allocating until fio wraps around, then
+# overwrites); allocwrite64k (not in the default list) writes a fresh image once, every request allocating. nbdkit is the ceiling of this client and
 # transport: its file plugin serves bytes with no format in between, the qcow2 file itself for the reads (a
 # fully allocated image is its data plus a little metadata), and for the writes a raw file of the same
 # virtual size (fully written, or new and sparse for the allocating writes), since writing the raw bytes of
@@ -77,7 +78,7 @@ prepare() {
   if [ "$3" = nbdkit ] && [ "$1" != "${1#*write}" ]; then img=$work/img.raw; fi
   rm -f "$img"
   if [ "$img" = "$2" ]; then qemu-img create -q -f qcow2 "$img" "$size"; else truncate -s "$size" "$img"; fi
-  if [ "$1" != seqwrite64k ]; then qemu-io -f "$(case $img in *.raw) echo raw;; *) echo qcow2;; esac)" \
+  if [ "$1" != seqwrite64k ] && [ "$1" != allocwrite64k ]; then qemu-io -f "$(case $img in *.raw) echo raw;; *) echo qcow2;; esac)" \
       -c "write -P 0x5a 0 $size" "$img" >/dev/null; fi
 }
 
@@ -88,9 +89,13 @@ run_fio() { # SCENARIO URI OUT
     randread4k-qd16) args=(--rw=randread --bs=4k --iodepth=16) ;;
     randwrite4k-qd16) args=(--rw=randwrite --bs=4k --iodepth=16) ;;
     seqwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
+    allocwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
   esac
-  fio --name="$1" --ioengine=nbd --uri="$2" "${args[@]}" --size="$size" --runtime="$runtime" --time_based \
-      --ramp_time=1 --output-format=json --output="$3" > /dev/null
+  # allocwrite64k writes the fresh image once, every request allocating, however long that takes (a timed
+  # run wraps around and overwrites: at 2 GB/s even 1 GiB is written in half a second)
+  [ "$1" = allocwrite64k ] || args+=(--runtime="$runtime" --time_based --ramp_time=1)
+  fio --name="$1" --ioengine=nbd --uri="$2" "${args[@]}" --size="$size" \
+      --output-format=json --output="$3" > /dev/null
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$3"
 }
 

@@ -15,13 +15,21 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 /**
- * One client: the handshake, then the transmission phase. This thread reads: each request header (and a
- * write's payload) is read here and started on the disk by the {@link RequestDispatcher}; its reply goes to
- * the {@link ReplyWriter} when it completes, and the next request is read meanwhile, so requests pipeline.
- * When nothing else is in flight and no further request has arrived (a client at queue depth 1), the
- * request is served inline instead: this thread runs it with the disk's blocking methods and writes the reply
- * itself, with no hand-off to another thread and back (the asynchronous path costs two: to the engine's
- * thread and from the completion to the writer).
+ * One client: the handshake, then the transmission phase, on one platform thread (so its socket and file
+ * I/O are plain blocking system calls). This thread reads each request header (and a write's payload) and
+ * serves most requests itself, inline, with the disk's blocking methods: on a file in memory or in the page
+ * cache a 4 KiB read is one {@code pread}, cheaper than any hand-off to another thread and back (the
+ * asynchronous path costs two: to the engine's thread and from its completion to the writer). Their replies
+ * are held and written together, in one gathering write, before this thread would block (reading the
+ * socket, waiting for memory), so a client's pipelined requests cost one reply write for several.
+ *
+ * <p>What goes through the disk's asynchronous API instead ({@link RequestDispatcher#start}, replies written
+ * by the {@link ReplyWriter}'s thread in the order they finish), so that the requests behind it are read
+ * and started meanwhile: flushes and FUA writes (they wait for the device), and, while other requests are
+ * in flight or already sent, requests over {@link #LARGE} bytes and requests of a kind (reads, or the rest)
+ * whose inline service has lately been slow ({@link #SLOW_NANOS} on average: they wait for a device, not
+ * memory), which are then still served inline one time in {@link #PROBE_EVERY} to notice when they are fast
+ * again.
  *
  * <p>Memory is bounded, never by a number the client sends: before a request's buffer is allocated, its cost
  * (payload bytes, at most {@link NbdProtocol#MAX_PAYLOAD}, plus {@link #REQUEST_COST}) is taken from this
@@ -38,6 +46,12 @@ final class Connection {
     static final int REQUEST_COST = 64 << 10;
     /** How long the end of a connection waits for its requests in flight before closing the socket anyway. */
     private static final long DRAIN_SECONDS = 30;
+    /** An inline request kind taking this long on average waits for a device: pipelined ones go async. */
+    static final long SLOW_NANOS = 50_000;
+    /** Pipelined requests over this many bytes go asynchronous: the requests behind must not wait for them. */
+    static final int LARGE = 1 << 20;
+    /** One pipelined request of a slow kind in this many is served inline, to measure it again. */
+    static final int PROBE_EVERY = 32;
 
     private final SocketChannel ch;
     private final Export export;
@@ -50,6 +64,10 @@ final class Connection {
     private final Semaphore budget;
     /** Requests started and not yet replied to. */
     private final AtomicInteger inFlight = new AtomicInteger();
+    /** Per kind (0: reads, 1: the rest), a moving average of an inline request's nanoseconds (reader only). */
+    private final long[] inlineNanos = new long[2];
+    /** Counts pipelined requests of slow kinds, for {@link #PROBE_EVERY} (reader only). */
+    private int probes;
     /** Set once the handshake ended (the server's handshake timeout closes the socket otherwise). */
     private volatile boolean negotiated;
     private volatile boolean stopping;
@@ -128,9 +146,9 @@ final class Connection {
 
     private void transmit(Handshake.Result session) throws IOException {
         ByteChannel in = session.in();
-        RequestReader requests = new RequestReader(in);
         ReplyWriter replies = new ReplyWriter(session.out(), e -> close());
         out = replies;
+        RequestReader requests = new RequestReader(in, replies::flushHeld);
         BufferPool buffers = new BufferPool();
         RequestDispatcher dispatcher = new RequestDispatcher(session, log);
         ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER);
@@ -154,7 +172,7 @@ final class Connection {
                 }
                 boolean sized = (type == CMD_READ || type == CMD_WRITE) && length <= MAX_PAYLOAD;
                 int cost = REQUEST_COST + (sized ? (int) length : 0);
-                take(cost);
+                take(cost, replies);
                 ByteBuffer data = null;
                 if (type == CMD_WRITE) {
                     if (!sized) {
@@ -181,14 +199,11 @@ final class Connection {
                     give(cost);
                 };
                 RequestDispatcher.Request r = new RequestDispatcher.Request(flags, type, cookie, offset, length, data);
-                // Not a flush (nor FUA): it may take long, and the reader would not see requests sent meanwhile.
-                boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered() && type != CMD_FLUSH
-                        && (flags & CMD_FLAG_FUA) == 0;
-                CompletableFuture<ByteBuffer[]> reply = alone ? dispatcher.run(r) : dispatcher.start(r);
+                CompletableFuture<ByteBuffer[]> reply = serve(r, dispatcher, requests, replies);
                 if (reply.isDone()) {
                     ByteBuffer[] bytes = replied(reply.getNow(null), reply, done);
                     if (bytes != null) {
-                        replies.sendNow(bytes, done);
+                        replies.hold(bytes, done);
                     }
                 } else {
                     reply.whenComplete((bytes, e) -> {
@@ -199,12 +214,40 @@ final class Connection {
                 }
             }
         } finally {
+            replies.flushHeld();
             drain();
             replies.stop();
             if (in instanceof TlsChannel t) {
                 t.closeOutbound();
             }
         }
+    }
+
+    /** Serves {@code r} inline or starts it asynchronously (see the class comment for which). */
+    private CompletableFuture<ByteBuffer[]> serve(RequestDispatcher.Request r, RequestDispatcher dispatcher,
+            RequestReader requests, ReplyWriter replies) {
+        boolean alone = inFlight.getAndIncrement() == 0 && !requests.buffered();
+        if (r.type() == CMD_FLUSH || (r.flags() & CMD_FLAG_FUA) != 0) {
+            return dispatcher.start(r);
+        }
+        if (!alone && r.length() > LARGE) {
+            return dispatcher.start(r); // the hand-off is small beside its transfer; the requests behind go on
+        }
+        int kind = r.type() == CMD_READ ? 0 : 1;
+        boolean fast = inlineNanos[kind] < SLOW_NANOS;
+        if (!alone && !fast && ++probes % PROBE_EVERY != 0) {
+            return dispatcher.start(r);
+        }
+        if (!fast) {
+            replies.flushHeld(); // this one may wait for a device: the replies held must not wait with it
+        }
+        long start = System.nanoTime();
+        CompletableFuture<ByteBuffer[]> reply = dispatcher.run(r);
+        // Capped, so that one pause (a GC, a preemption) cannot make a fast kind look slow (three slow ones in a
+        // row do) and three fast probes make a slow kind fast again.
+        long took = Math.min(System.nanoTime() - start, 2 * SLOW_NANOS);
+        inlineNanos[kind] += (took - inlineNanos[kind]) >> 2;
+        return reply;
     }
 
     /**
@@ -223,8 +266,16 @@ final class Connection {
         return null;
     }
 
-    private void take(int cost) throws IOException {
-        budget.acquireUninterruptibly(cost);
+    /** Takes {@code cost} from both budgets; before waiting for one, writes the held replies (they hold memory). */
+    private void take(int cost, ReplyWriter replies) throws IOException {
+        if (!budget.tryAcquire(cost)) {
+            replies.flushHeld();
+            budget.acquireUninterruptibly(cost);
+        }
+        if (shared.tryAcquire(cost)) {
+            return;
+        }
+        replies.flushHeld();
         try {
             shared.acquire(cost);
         } catch (IOException e) {

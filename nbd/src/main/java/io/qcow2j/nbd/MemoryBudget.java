@@ -45,6 +45,11 @@ final class MemoryBudget {
         }
     }
 
+    /** Takes {@code cost} bytes if they are free now; false (having taken nothing) if not. */
+    boolean tryAcquire(long cost) {
+        return kib.tryAcquire(units(cost));
+    }
+
     void release(long cost) {
         kib.release(units(cost));
     }

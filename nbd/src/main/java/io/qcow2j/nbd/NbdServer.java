@@ -29,9 +29,10 @@ import java.util.function.Consumer;
  * when its last client leaves. {@link #close()} stops accepting, lets every connection finish the requests
  * in flight and closes them; the caller then flushes and closes the disk.
  *
- * <p>Threads: one platform thread accepts; each connection reads on a virtual thread and writes its replies
- * on another ({@link ReplyWriter}); requests run wherever the disk's asynchronous API runs them
- * ({@link RequestDispatcher}). All connections share one {@link MemoryBudget} for requests in flight.
+ * <p>Threads: one platform thread accepts; each connection reads and serves its requests on a platform
+ * thread of its own, and writes the replies of requests that went through the disk's asynchronous API on a
+ * virtual one ({@link Connection}, {@link ReplyWriter}, {@link RequestDispatcher}). All connections share
+ * one {@link MemoryBudget} for requests in flight.
  */
 public final class NbdServer implements AutoCloseable {
     /**
@@ -171,7 +172,10 @@ public final class NbdServer implements AutoCloseable {
                 if (closing) {
                     conn.close();
                 }
-                Thread.ofVirtual().name("nbd-connection").start(() -> serve(conn));
+                // A platform thread: its socket and file I/O are plain blocking system calls, where a virtual
+                // thread's cost a park, a poller or io_uring wake-up and an unpark each (measured: 178 us of
+                // server CPU per depth-1 read on a virtual thread, see docs/BENCHMARKS.md).
+                Thread.ofPlatform().name("nbd-connection").daemon().start(() -> serve(conn));
                 Thread.ofVirtual().name("nbd-handshake-timer").start(() -> handshakeTimer(conn));
             }
         } catch (IOException e) {

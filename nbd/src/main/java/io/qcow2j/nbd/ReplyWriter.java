@@ -14,8 +14,10 @@ import java.util.function.Consumer;
  * finish in any order and on any thread, possibly one that must not block on a socket (an I/O completion
  * thread of the engine): {@link #send} only queues the reply, and this connection's writer thread (virtual)
  * takes every reply queued by then and writes them in one gathering write, so replies that finish together
- * cost one system call. {@link #sendNow} writes on the caller's thread instead: the connection's reader uses
- * it for a request it served inline, saving the hand-off.
+ * cost one system call. The connection's reader writes the replies of the requests it served itself on its
+ * own thread, saving the hand-off: {@link #hold} keeps them until {@link #flushHeld} (called before the
+ * reader would block: on the socket, on memory) writes them all in one gathering write, so a client's
+ * pipelined requests served together are answered with one system call too.
  *
  * <p>Each reply is written whole under {@link #lock}, so replies never interleave mid-message. A
  * {@link ReentrantLock} rather than {@code synchronized}: a virtual thread blocked on a slow client parks
@@ -29,12 +31,18 @@ final class ReplyWriter {
     private static final Pending STOP = new Pending(new ByteBuffer[0], () -> { });
     /** At most this many queued replies go into one gathering write. */
     private static final int BATCH = 64;
+    /** Held replies are written once they reach this many bytes (bounds the latency of the first). */
+    private static final long HOLD_BYTES = 512 << 10;
 
     private final GatheringByteChannel ch;
     private final Consumer<IOException> failed;
     /** Guards the channel's write side: one reply (or batch of whole replies) at a time. */
     private final ReentrantLock lock = new ReentrantLock();
     private final LinkedTransferQueue<Pending> queue = new LinkedTransferQueue<>();
+    /** Replies of requests the reader served, not yet written; touched by the reader's thread only. */
+    private final List<Pending> held = new ArrayList<>();
+    /** Bytes of {@link #held}. */
+    private long heldBytes;
     /** Set once a write failed: replies are dropped from then on. */
     private volatile boolean broken;
     /** System.nanoTime() when the write in progress started, 0 when none is: how long a client has stalled us. */
@@ -55,6 +63,33 @@ final class ReplyWriter {
     /** Writes {@code reply} on this thread (which may block on the socket), then runs {@code done}. */
     void sendNow(ByteBuffer[] reply, Runnable done) {
         write(List.of(new Pending(reply, done)));
+    }
+
+    /**
+     * Keeps {@code reply} to be written by {@link #flushHeld} (then {@code done} runs); writes what is held at
+     * once when it is many replies or bytes. Only the connection's reader calls this, and it must call
+     * {@link #flushHeld} before it blocks: held replies hold memory and their clients wait for them.
+     */
+    void hold(ByteBuffer[] reply, Runnable done) {
+        held.add(new Pending(reply, done));
+        for (ByteBuffer b : reply) {
+            heldBytes += b.remaining();
+        }
+        if (held.size() >= BATCH || heldBytes >= HOLD_BYTES) {
+            flushHeld();
+        }
+    }
+
+    /** Writes the replies {@link #hold} kept, in one gathering write (on this thread, which may block). */
+    void flushHeld() {
+        if (!held.isEmpty()) {
+            try {
+                write(held);
+            } finally {
+                held.clear();
+                heldBytes = 0;
+            }
+        }
     }
 
     /** Nanoseconds the write in progress has been waiting for the client, 0 if none is. */
