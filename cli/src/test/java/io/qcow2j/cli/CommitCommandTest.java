@@ -84,6 +84,14 @@ class CommitCommandTest {
             assertThat(Qemu.img(dir, "snapshot", "-l", "ours-" + layer + ".qcow2").replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"))
                     .as(layer + " snapshots").isEqualTo(Qemu.img(dir, "snapshot", "-l", "theirs-" + layer + ".qcow2")
                             .replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"));
+            if (opts.contains(",snap") && !layer.equals("b")) { // the snapshots read as the twin's
+                for (String side : List.of("ours", "theirs")) {
+                    Qemu.img(dir, "convert", "-l", "snapshot.name=s", "-O", "raw", side + "-" + layer + ".qcow2",
+                            side + "-snap.raw");
+                }
+                assertThat(Files.mismatch(dir.resolve("ours-snap.raw"), dir.resolve("theirs-snap.raw")))
+                        .as(layer + " snapshot").isEqualTo(-1);
+            }
             if (layer.equals("b")) {
                 continue; // the base: same content (compare above); where its new clusters landed may differ
             }

@@ -30,7 +30,9 @@ class RebaseCommandTest {
         Qemu.create(dir, side + "-m.qcow2", opts + ",backing_file=" + side + "-b.qcow2,backing_fmt=qcow2", null);
         Qemu.io(dir.resolve(side + "-m.qcow2"), "write -P 2 512k 1M", "write -z 1800k 64k");
         Qemu.create(dir, side + "-t.qcow2", opts + ",backing_file=" + side + "-m.qcow2,backing_fmt=qcow2", null);
-        Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 3 3M 64k", "write -P 4 700k 10k");
+        // 2 MiB clusters: the top's writes in its second cluster, so that the first one is left to copy
+        Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 3 3M 64k",
+                opts.contains("cluster_size=2097152") ? "write -P 4 2600k 10k" : "write -P 4 700k 10k");
         if (spec.contains(",snap")) {
             // a snapshot in the top: the copy writes into the active layer only
             Qemu.img(dir, "snapshot", "-c", "s", side + "-t.qcow2");
