@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -14,13 +15,16 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * {@code qcow2j commit} against {@code qemu-img commit} on twin chains (base ← mid ← top): every image of
- * the chain compares equal to its twin afterwards and is clean; errors as qemu-img's.
+ * the chain compares equal to its twin afterwards, is clean, maps alike and has qemu-img info's size,
+ * format-specific fields, backing names and snapshot list; over the read tests' geometries and with internal
+ * snapshots in the top and the mid; errors as qemu-img's.
  */
 class CommitCommandTest {
     @TempDir
     Path dir;
 
-    private void chain(String side, String opts) {
+    private void chain(String side, String spec) {
+        String opts = spec.replace(",snap", "");
         Qemu.create(dir, side + "-b.qcow2", opts, "4M");
         Qemu.io(dir.resolve(side + "-b.qcow2"), "write -P 1 0 1M");
         Qemu.create(dir, side + "-m.qcow2", opts + ",backing_file=" + side + "-b.qcow2,backing_fmt=qcow2", null);
@@ -30,13 +34,21 @@ class CommitCommandTest {
         if (opts.contains("refcount_bits=4")) {
             Qemu.io(dir.resolve(side + "-t.qcow2"), "write -c -P 5 1536k 64k"); // a compressed cluster
         }
+        if (spec.contains(",snap")) {
+            // internal snapshots in the top and the mid: emptying the top keeps its snapshots' clusters
+            for (String layer : List.of("-m.qcow2", "-t.qcow2")) {
+                Qemu.img(dir, "snapshot", "-c", "s", side + layer);
+            }
+            Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 6 128k 64k", "write -z 3M 4k");
+        }
     }
 
     /** {@code mode|create options}: the three modes, and the geometries of the read tests. */
     @ParameterizedTest
     @ValueSource(strings = {"|cluster_size=65536", "-d|cluster_size=65536", "-b|cluster_size=65536", "|cluster_size=512",
         "-b|cluster_size=65536,extended_l2=on", "|cluster_size=4096,refcount_bits=1", "-d|compat=0.10,cluster_size=4096",
-        "|cluster_size=65536,refcount_bits=4", "-b|cluster_size=2097152"})
+        "|cluster_size=65536,refcount_bits=4", "-b|cluster_size=2097152", "|cluster_size=65536,snap",
+        "-b|cluster_size=4096,snap"})
     void sameAsQemuImg(String spec) throws IOException {
         String mode = spec.substring(0, spec.indexOf('|'));
         String opts = spec.substring(spec.indexOf('|') + 1);
@@ -62,6 +74,24 @@ class CommitCommandTest {
             // each layer on its own (its backing chain below is the twin's equal too)
             assertThat(Qemu.exec(dir, "qemu-img", "compare", "ours-" + layer + ".qcow2", "theirs-" + layer + ".qcow2")
                     .exit()).as(layer).isZero();
+            // info: the size, the format-specific fields, the backing names and the snapshots (dates aside)
+            Map<String, Object> oi = Qemu.info(dir.resolve("ours-" + layer + ".qcow2"));
+            Map<String, Object> qi = Qemu.info(dir.resolve("theirs-" + layer + ".qcow2"));
+            for (String key : List.of("virtual-size", "format-specific", "backing-filename", "backing-filename-format")) {
+                assertThat(String.valueOf(oi.get(key)).replace("ours-", "X-")).as(layer + " " + key)
+                        .isEqualTo(String.valueOf(qi.get(key)).replace("theirs-", "X-"));
+            }
+            assertThat(Qemu.img(dir, "snapshot", "-l", "ours-" + layer + ".qcow2").replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"))
+                    .as(layer + " snapshots").isEqualTo(Qemu.img(dir, "snapshot", "-l", "theirs-" + layer + ".qcow2")
+                            .replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"));
+            if (opts.contains(",snap") && !layer.equals("b")) { // the snapshots read as the twin's
+                for (String side : List.of("ours", "theirs")) {
+                    Qemu.img(dir, "convert", "-l", "snapshot.name=s", "-O", "raw", side + "-" + layer + ".qcow2",
+                            side + "-snap.raw");
+                }
+                assertThat(Files.mismatch(dir.resolve("ours-snap.raw"), dir.resolve("theirs-snap.raw")))
+                        .as(layer + " snapshot").isEqualTo(-1);
+            }
             if (layer.equals("b")) {
                 continue; // the base: same content (compare above); where its new clusters landed may differ
             }

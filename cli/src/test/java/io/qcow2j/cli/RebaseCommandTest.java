@@ -23,13 +23,21 @@ class RebaseCommandTest {
     @TempDir
     Path dir;
 
-    private void chain(String side, String opts) {
+    private void chain(String side, String spec) {
+        String opts = spec.replace(",snap", "");
         Qemu.create(dir, side + "-b.qcow2", opts, "4M");
         Qemu.io(dir.resolve(side + "-b.qcow2"), "write -P 1 0 2M");
         Qemu.create(dir, side + "-m.qcow2", opts + ",backing_file=" + side + "-b.qcow2,backing_fmt=qcow2", null);
         Qemu.io(dir.resolve(side + "-m.qcow2"), "write -P 2 512k 1M", "write -z 1800k 64k");
         Qemu.create(dir, side + "-t.qcow2", opts + ",backing_file=" + side + "-m.qcow2,backing_fmt=qcow2", null);
-        Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 3 3M 64k", "write -P 4 700k 10k");
+        // 2 MiB clusters: the top's writes in its second cluster, so that the first one is left to copy
+        Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 3 3M 64k",
+                opts.contains("cluster_size=2097152") ? "write -P 4 2600k 10k" : "write -P 4 700k 10k");
+        if (spec.contains(",snap")) {
+            // a snapshot in the top: the copy writes into the active layer only
+            Qemu.img(dir, "snapshot", "-c", "s", side + "-t.qcow2");
+            Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 8 2560k 64k", "write -P 9 3M 4k");
+        }
     }
 
     @ParameterizedTest
@@ -45,13 +53,14 @@ class RebaseCommandTest {
 
     /**
      * The read tests' geometries (extended L2 at 64 KiB and 32 KiB, 512-byte clusters, 1- and 64-bit
-     * refcounts, a top holding compressed clusters), each rebased safe onto the base, {@code -u}, flattened
+     * refcounts, a top holding compressed clusters, 2 MiB clusters, a top with an internal snapshot), each rebased safe onto the base, {@code -u}, flattened
      * ({@code -b ""}) and safe onto a new backing file that differs from the old chain in part.
      */
     @ParameterizedTest
     @CsvSource(delimiter = ';', value = {
         "cluster_size=65536,extended_l2=on;false", "cluster_size=32768,extended_l2=on;false",
-        "cluster_size=512;false", "refcount_bits=1;false", "refcount_bits=64;false", "cluster_size=65536;true"})
+        "cluster_size=512;false", "refcount_bits=1;false", "refcount_bits=64;false", "cluster_size=65536;true",
+        "cluster_size=2097152;false", "cluster_size=65536,snap;false"})
     void geometriesSameAsQemuImg(String opts, boolean compressed) throws IOException {
         for (List<String> args : List.of(List.of("-b", "B-b.qcow2", "-F", "qcow2"),
                 List.of("-u", "-b", "B-b.qcow2", "-F", "qcow2"), List.of("-b", ""),
@@ -63,7 +72,7 @@ class RebaseCommandTest {
                     Qemu.io(dir.resolve(side + "-t.qcow2"), "write -c -P 6 2M 128k", "write -c -P 7 1M 64k");
                 }
                 // a new backing that agrees with the old chain (mid over base) only in part
-                Qemu.create(dir, side + "-n.qcow2", opts, "4M");
+                Qemu.create(dir, side + "-n.qcow2", opts.replace(",snap", ""), "4M");
                 Qemu.io(dir.resolve(side + "-n.qcow2"), "write -P 1 0 512k", "write -P 2 512k 256k",
                         "write -P 5 1536k 1M");
             }

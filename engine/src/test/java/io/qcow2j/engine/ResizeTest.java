@@ -15,7 +15,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * {@link Resize} side by side with {@code qemu-img resize} on twins: grow (in place and with the L1 table
  * moved), shrink into the middle of an L2 table, with snapshots (and applying one restores its size), raw
- * files; after each step {@code qemu-img check} clean, {@code compare} equal, the same virtual size.
+ * files; over cluster sizes 512 B to 2 MiB, refcount widths 1, 16 and 64, extended L2, version 2, a backing
+ * file and compressed clusters; after each step {@code qemu-img check} clean, {@code compare} equal, the same
+ * virtual size and format-specific info.
  */
 class ResizeTest {
     @TempDir
@@ -23,9 +25,10 @@ class ResizeTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"cluster_size=512", "cluster_size=65536", "cluster_size=65536,extended_l2=on",
-        "compat=0.10,cluster_size=4096", "cluster_size=4096,refcount_bits=1", "cluster_size=512,backing"})
+        "compat=0.10,cluster_size=4096", "cluster_size=4096,refcount_bits=1", "cluster_size=512,backing",
+        "cluster_size=2097152", "cluster_size=65536,refcount_bits=64,compressed"})
     void twinsStayEqual(String geometry) throws IOException {
-        String opts = geometry.replace(",backing", "");
+        String opts = geometry.replace(",backing", "").replace(",compressed", "");
         if (geometry.endsWith(",backing")) {
             Path base = Qemu.create(dir, "base.qcow2", opts, "4M");
             Qemu.io(base, "write -P 9 0 4M");
@@ -33,11 +36,18 @@ class ResizeTest {
         }
         Path ours = Qemu.create(dir, "ours.qcow2", opts, "8M");
         Qemu.io(ours, "write -P 1 0 1M", "write -P 2 5M 1M", "write -P 3 8384512 4k");
+        if (geometry.endsWith(",compressed")) {
+            // compressed clusters on both sides of each new end: kept, and freed by the shrinks
+            Qemu.io(ours, "write -c -P 6 2M 128k", "write -c -P 7 7M 64k");
+        }
         Path theirs = Files.copy(ours, dir.resolve("theirs.qcow2"));
 
         step(ours, 9L << 20, "9M"); // the L1 table grows within its cluster, or moves
         step(ours, 64L << 20, "64M");
         both("write -P 4 40M 1M", "write -P 5 67108352 512");
+        if (geometry.endsWith(",compressed")) {
+            both("write -c -P 8 48M 64k");
+        }
         step(ours, (3L << 20) + 512, "3146240"); // mid-table, mid-cluster
         step(ours, 3L << 20, "3M");
         step(ours, 16L << 20, "16M"); // what was cut off reads as zeros (or the backing file)
@@ -51,6 +61,8 @@ class ResizeTest {
         Qemu.requireClean(dir.resolve("theirs.qcow2"), "theirs at " + size);
         assertThat(Qemu.info(ours).get("virtual-size")).isEqualTo(Qemu.info(dir.resolve("theirs.qcow2")).get("virtual-size"));
         assertThat(((Number) Qemu.info(ours).get("virtual-size")).longValue()).isEqualTo(size);
+        assertThat(String.valueOf(Qemu.info(ours).get("format-specific")))
+                .isEqualTo(String.valueOf(Qemu.info(dir.resolve("theirs.qcow2")).get("format-specific")));
         assertThat(Qemu.exec(dir, "qemu-img", "compare", "ours.qcow2", "theirs.qcow2").exit()).as("compare at " + size)
                 .isZero();
     }

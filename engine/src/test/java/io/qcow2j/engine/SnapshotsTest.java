@@ -36,6 +36,7 @@ class SnapshotsTest {
         "cluster_size=65536,extended_l2=on",
         "compat=0.10,cluster_size=4096",
         "cluster_size=65536,backing",
+        "cluster_size=2097152",
     })
     void twinsStayEqual(String geometry) throws IOException {
         boolean chain = geometry.endsWith(",backing");
@@ -49,7 +50,7 @@ class SnapshotsTest {
         Path ours = Qemu.create(dir, "ours.qcow2", opts, "8M", extra);
         Qemu.io(ours, "write -P 1 0 1M", "write -P 2 3M 300k", "write -z 5M 64k");
         if (!opts.contains("extended_l2") && !opts.contains("cluster_size=512") && !opts.contains("refcount_bits=4")) {
-            Qemu.io(ours, "write -c -P 3 6M 64k");
+            Qemu.io(ours, "write -c -P 3 6M " + (opts.contains("cluster_size=2097152") ? "2M" : "64k")); // whole clusters
         }
         Path theirs = dir.resolve("theirs.qcow2");
         Files.copy(ours, theirs);

@@ -29,7 +29,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Crash points of the surgery that writes guest data along a backing chain (base ← mid ← top): commit's
  * copy step (the top's data written into its backing file), a safe rebase of the top onto the base (the
  * ranges where the chains differ copied into the top, then the header switched) and an unsafe one (the
- * header only). Every crash state of the written file's log is checked: {@code qemu-img check} finds no
+ * header only), and a flatten ({@code rebase -b ""}: everything the top reads copied into it, then the
+ * backing file dropped). Every crash state of the written file's log is checked: {@code qemu-img check} finds no
  * corruption (leaks allowed), and the top of the chain reads as it did before (commit, safe rebase: what
  * is copied is what the guest already saw there) or, for the unsafe rebase, as before or as after.
  */
@@ -38,7 +39,7 @@ class ChainSurgeryCrashTest {
     Path dir;
 
     @ParameterizedTest
-    @ValueSource(strings = {"commit-copy", "rebase-safe", "rebase-unsafe"})
+    @ValueSource(strings = {"commit-copy", "rebase-safe", "rebase-unsafe", "rebase-flatten"})
     void everyCrashPointIsConsistent(String op) throws IOException {
         Path base = Qemu.create(dir, "base.qcow2", "cluster_size=4096", "1M");
         Qemu.io(base, "write -P 1 0 512k", "write -P 2 768k 64k");
@@ -68,6 +69,13 @@ class ChainSurgeryCrashTest {
                 BackingFileChange.change(rec, Qcow2Header.read(rec), "base.qcow2", "qcow2");
             }
             case "rebase-unsafe" -> BackingFileChange.change(rec, Qcow2Header.read(rec), "base.qcow2", "qcow2");
+            case "rebase-flatten" -> { // -b "": everything the top reads copied into it, then no backing file
+                try (Qcow2Image image = open(written, rec, rw)) {
+                    Rebase.copyDifferences(image, null, p -> { });
+                    image.flush();
+                }
+                BackingFileChange.change(rec, Qcow2Header.read(rec), null, null);
+            }
             default -> throw new AssertionError(op);
         }
 

@@ -26,9 +26,9 @@ import org.junit.jupiter.params.provider.ValueSource;
 /**
  * Crash points of the table-rewriting operations (snapshot create, delete, apply, create with extra data to
  * keep; resize grow with the L1 table moved, and shrink, and grow with the new clusters preallocated (metadata:
- * holes, full: zeros written); emptying an image after commit; amend's compat
+ * holes, falloc: reserved, full: zeros written); emptying an image after commit; amend's compat
  * downgrade with zero clusters over a backing file and upgrade, refcount width widened and narrowed, lazy
- * refcounts turned on): every crash state of the operation's write log (each point, each way of
+ * refcounts turned on and off): every crash state of the operation's write log (each point, each way of
  * treating the unsynced writes, torn writes) is checked by {@code qemu-img check} and must be consistent:
  * clean, leaked clusters, or at worst clusters whose refcount dropped to 1 before their COPIED flag was set
  * (harmless: they are copied on the next write; {@code check -r all} sets the flag). The guest content must
@@ -41,7 +41,8 @@ class SurgeryCrashTest {
     @ParameterizedTest
     @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink",
         "make-empty", "compat-downgrade", "compat-upgrade", "refcount-bits-64", "refcount-bits-4", "lazy-refcounts-on",
-        "snapshot-create-extra-data", "resize-prealloc-metadata", "resize-prealloc-full"})
+        "snapshot-create-extra-data", "resize-prealloc-metadata", "resize-prealloc-full", "resize-prealloc-falloc",
+        "lazy-refcounts-off"})
     void everyCrashPointIsConsistent(String op) throws IOException {
         TestImage image = setUp(op);
         Path top = image.top();
@@ -49,8 +50,8 @@ class SurgeryCrashTest {
         byte[] bytes = Files.readAllBytes(top);
         RecordingFile rec = RecordingFile.inMemory(image.top(), bytes);
         ImageOptions options = ImageOptions.builder().readOnly(false).cacheCleanInterval(0).build();
-        if (op.equals("lazy-refcounts-on")) {
-            CompatibleFeatures.set(rec, Qcow2Header.COMPAT_LAZY_REFCOUNTS, true); // on the closed image
+        if (op.startsWith("lazy-refcounts")) { // on the closed image
+            CompatibleFeatures.set(rec, Qcow2Header.COMPAT_LAZY_REFCOUNTS, op.endsWith("on"));
         } else {
             try (Qcow2Image img = image.open(rec, options)) {
                 switch (op) {
@@ -60,10 +61,13 @@ class SurgeryCrashTest {
                     case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
                     case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
                     case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
-                    case "resize-prealloc-metadata", "resize-prealloc-full" -> {
+                    case "resize-prealloc-metadata", "resize-prealloc-full", "resize-prealloc-falloc" -> {
                         ImageResize.resize(img, 2 << 20); // one L1 entry (2 MiB) still: the table stays
-                        ClusterPreallocation.preallocate(img, 256, 2 << 20, op.endsWith("full")
-                                ? ClusterPreallocation.Mode.FULL : ClusterPreallocation.Mode.METADATA, false);
+                        ClusterPreallocation.preallocate(img, 256, 2 << 20, switch (op) {
+                            case "resize-prealloc-full" -> ClusterPreallocation.Mode.FULL;
+                            case "resize-prealloc-falloc" -> ClusterPreallocation.Mode.FALLOC;
+                            default -> ClusterPreallocation.Mode.METADATA;
+                        }, false);
                     }
                     case "make-empty" -> MakeEmpty.makeEmpty(img); // commit's last step
                     case "compat-downgrade" -> VersionChange.change(img, 2);
@@ -103,7 +107,7 @@ class SurgeryCrashTest {
             }
         }
         assertThat(problems).as("%s: %d crash states", op, states).isEmpty();
-        assertThat(states).isGreaterThan(op.equals("lazy-refcounts-on") ? 1 : 5); // that one is a single write
+        assertThat(states).isGreaterThan(op.startsWith("lazy-refcounts") ? 1 : 5); // those are a single write
     }
 
     /**
@@ -112,7 +116,8 @@ class SurgeryCrashTest {
      * upgrade; for the extra data a snapshot entry with 8 bytes of extra data past QEMU's fields.
      */
     private TestImage setUp(String op) throws IOException {
-        String options = op.equals("compat-upgrade") ? "cluster_size=4096,compat=0.10" : "cluster_size=4096";
+        String options = op.equals("compat-upgrade") ? "cluster_size=4096,compat=0.10"
+                : op.equals("lazy-refcounts-off") ? "cluster_size=4096,lazy_refcounts=on" : "cluster_size=4096";
         String[] before = {"write -P 1 0 256k", "write -P 2 512k 64k"};
         String[] after = {"write -P 3 64k 64k", "write -P 4 768k 8k"};
         if (op.startsWith("compat")) {
