@@ -102,6 +102,9 @@ class AmendFormatTest {
         assertThat(specific(oi, "compat")).as(spec).isEqualTo(specific(qi, "compat"));
         assertThat(specific(oi, "refcount-bits")).as(spec).isEqualTo(specific(qi, "refcount-bits"));
         assertThat(specific(oi, "lazy-refcounts")).as(spec).isEqualTo(specific(qi, "lazy-refcounts"));
+        assertThat(String.valueOf(oi.get("virtual-size"))).as(spec).isEqualTo(String.valueOf(qi.get("virtual-size")));
+        assertThat(CommitCommandTest.snapshotsWithoutDates(dir, "ours.qcow2")).as(spec + ": snapshot -l")
+                .isEqualTo(CommitCommandTest.snapshotsWithoutDates(dir, "theirs.qcow2"));
         assertThat(oi.get("backing-filename")).as(spec).isEqualTo(qi.get("backing-filename") == null ? null
                 : String.valueOf(qi.get("backing-filename")).replace("theirs", "ours"));
         Qemu.Check oc = Qemu.check(ours);

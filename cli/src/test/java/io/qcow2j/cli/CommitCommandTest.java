@@ -81,9 +81,8 @@ class CommitCommandTest {
                 assertThat(String.valueOf(oi.get(key)).replace("ours-", "X-")).as(layer + " " + key)
                         .isEqualTo(String.valueOf(qi.get(key)).replace("theirs-", "X-"));
             }
-            assertThat(Qemu.img(dir, "snapshot", "-l", "ours-" + layer + ".qcow2").replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"))
-                    .as(layer + " snapshots").isEqualTo(Qemu.img(dir, "snapshot", "-l", "theirs-" + layer + ".qcow2")
-                            .replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D"));
+            assertThat(snapshotsWithoutDates(dir, "ours-" + layer + ".qcow2")).as(layer + " snapshots")
+                    .isEqualTo(snapshotsWithoutDates(dir, "theirs-" + layer + ".qcow2"));
             if (opts.contains(",snap") && !layer.equals("b")) { // the snapshots read as the twin's
                 for (String side : List.of("ours", "theirs")) {
                     Qemu.img(dir, "convert", "-l", "snapshot.name=s", "-O", "raw", side + "-" + layer + ".qcow2",
@@ -101,6 +100,53 @@ class CommitCommandTest {
         }
     }
 
+    /**
+     * {@code -p} and {@code -r RATE} on twins: the same result as qemu-img (compare equal, check clean), the
+     * same line printed (qemu-img also draws its progress when stdout is not a terminal; qcow2j draws it only on
+     * a terminal, so qemu-img's progress is taken out before comparing); {@code -r 1M} over 2 MiB of data
+     * takes at least a second, as in qemu-img; a bad rate is qemu-img's message (one line, where qemu-img
+     * breaks it in two) and changes nothing.
+     */
+    @Test
+    void progressAndRateAsQemuImg() throws IOException {
+        for (String side : List.of("ours", "theirs")) {
+            Qemu.create(dir, side + "-b.qcow2", "cluster_size=65536", "4M");
+            Qemu.io(dir.resolve(side + "-b.qcow2"), "write -P 1 0 1M");
+            Qemu.create(dir, side + "-t.qcow2", "cluster_size=65536,backing_file=" + side + "-b.qcow2,backing_fmt=qcow2",
+                    null);
+            Qemu.io(dir.resolve(side + "-t.qcow2"), "write -P 2 512k 2M");
+        }
+        Path top = dir.resolve("ours-t.qcow2");
+        Path base = dir.resolve("ours-b.qcow2");
+        byte[] topBefore = Files.readAllBytes(top);
+        byte[] baseBefore = Files.readAllBytes(base);
+        for (String bad : List.of("1x", "-5")) {
+            Qemu.Result q = Qemu.exec(dir, "qemu-img", "commit", "-r", bad, "theirs-t.qcow2");
+            Qemu.Result o = Cli.run("commit", "-r", bad, top.toString());
+            assertThat(o.exit()).as(bad).isEqualTo(q.exit()).isEqualTo(1);
+            assertThat(o.err().strip().replace("qcow2j: ", ""))
+                    .isEqualTo(q.err().strip().replace("qemu-img: ", "").replace("\n", " "));
+            assertThat(Files.readAllBytes(top)).as(bad).isEqualTo(topBefore);
+            assertThat(Files.readAllBytes(base)).as(bad).isEqualTo(baseBefore);
+        }
+        byte[] guest = Qemu.guestContent(top);
+        Qemu.Result q = Qemu.exec(dir, "qemu-img", "commit", "-p", "-r", "1M", "theirs-t.qcow2");
+        long started = System.nanoTime();
+        Qemu.Result o = Cli.run("commit", "-p", "-r", "1M", top.toString());
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        assertThat(o.exit()).as(o.err()).isEqualTo(q.exit()).isZero();
+        assertThat(q.out()).contains("/100%)\r");
+        assertThat(o.out()).isEqualTo(q.out().replaceAll(" *\\(\\d+\\.\\d\\d/100%\\)\r", "").replaceFirst("^\n", ""))
+                .isEqualTo("Image committed.\n");
+        assertThat(millis).as("2 MiB at 1 MiB/s").isGreaterThanOrEqualTo(900);
+        for (String layer : List.of("b", "t")) {
+            Qemu.requireClean(dir.resolve("ours-" + layer + ".qcow2"), layer);
+            assertThat(Qemu.exec(dir, "qemu-img", "compare", "ours-" + layer + ".qcow2", "theirs-" + layer + ".qcow2")
+                    .exit()).as(layer).isZero();
+        }
+        assertThat(Qemu.guestContent(base)).isEqualTo(guest);
+    }
+
     @Test
     void errorsAsQemuImg() throws IOException {
         chain("ours", "cluster_size=65536");
@@ -114,5 +160,10 @@ class CommitCommandTest {
         assertThat(o.err()).isEqualTo("qcow2j: Did not find 'nope' in the backing chain of '" + dir.resolve("ours-t.qcow2")
                 + "'\n");
         assertThat(Files.readAllBytes(dir.resolve("ours-t.qcow2"))).isEqualTo(before);
+    }
+
+    /** {@code qemu-img snapshot -l} of {@code name} with the dates taken out (twins' snapshots are made apart). */
+    static String snapshotsWithoutDates(Path dir, String name) {
+        return Qemu.img(dir, "snapshot", "-l", name).replaceAll("\\d{4}-\\d\\d-\\d\\d \\S+", "D");
     }
 }

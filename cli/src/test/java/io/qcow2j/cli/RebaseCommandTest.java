@@ -80,6 +80,36 @@ class RebaseCommandTest {
         }
     }
 
+    /**
+     * {@code -p} on twins, safe onto the base and flattening: the same result as without it (compare equal to
+     * the twin and to the content before, check clean), and nothing printed but qemu-img's progress, which
+     * qemu-img draws even when stdout is not a terminal and qcow2j only on a terminal.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"-b|B-b.qcow2|-F|qcow2", "-b|"})
+    void progressAsQemuImg(String spec) throws IOException {
+        chain("ours", "cluster_size=65536");
+        chain("theirs", "cluster_size=65536");
+        byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
+        List<String> q = new java.util.ArrayList<>(List.of("qemu-img", "rebase", "-p"));
+        List<String> o = new java.util.ArrayList<>(List.of("rebase", "-p"));
+        for (String a : spec.split("\\|", -1)) {
+            q.add(a.replace("B-", "theirs-"));
+            o.add(a.replace("B-", "ours-"));
+        }
+        q.add("theirs-t.qcow2");
+        o.add(dir.resolve("ours-t.qcow2").toString());
+        Qemu.Result qr = Qemu.exec(dir, q.toArray(String[]::new));
+        Qemu.Result or = Cli.run(o.toArray(String[]::new));
+        assertThat(or.exit()).as(or.err()).isEqualTo(qr.exit()).isZero();
+        assertThat(qr.out()).contains("(100.00/100%)\r");
+        assertThat(or.out()).isEqualTo(qr.out().replaceAll(" *\\(\\d+\\.\\d\\d/100%\\)\r", "").strip()).isEmpty();
+        Qemu.requireClean(dir.resolve("ours-t.qcow2"), spec);
+        assertThat(Qemu.guestContent(dir.resolve("ours-t.qcow2"))).isEqualTo(guest);
+        assertThat(Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", "ours-t.qcow2", "theirs-t.qcow2")
+                .exit()).isZero();
+    }
+
     /** Runs qemu-img rebase on the theirs- chain and ours on the ours- chain with {@code args} (B- names both). */
     private int twins(List<String> args) throws IOException {
         byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
@@ -108,6 +138,10 @@ class RebaseCommandTest {
                 .isEqualTo(String.valueOf(qi.get("backing-filename")).replace("theirs-", "X-"));
         assertThat(oi.get("backing-filename-format")).isEqualTo(qi.get("backing-filename-format"));
         assertThat(oi.get("full-backing-filename") == null).isEqualTo(qi.get("full-backing-filename") == null);
+        assertThat(String.valueOf(oi.get("format-specific"))).as(args.toString())
+                .isEqualTo(String.valueOf(qi.get("format-specific")));
+        assertThat(CommitCommandTest.snapshotsWithoutDates(dir, "ours-t.qcow2")).as(args + ": snapshot -l")
+                .isEqualTo(CommitCommandTest.snapshotsWithoutDates(dir, "theirs-t.qcow2"));
         if (!args.contains("-u")) {
             assertThat(Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", "ours-t.qcow2", "pre.raw")
                     .exit()).as(args + ": ours against the content before the rebase").isZero();

@@ -52,6 +52,31 @@ class ResizeCommandTest {
     }
 
     /**
+     * Where qemu-img refuses a resize because of internal snapshots (a version 2 image: its snapshot entries
+     * have no disk size of their own), growing and shrinking: the same exit status and error line, and the
+     * image unchanged byte for byte. Version 3 images with snapshots are resized (ResizeTest).
+     */
+    @Test
+    void refusedWithSnapshotsAsQemuImg() throws IOException {
+        Path ours = Qemu.create(dir, "ours.qcow2", "compat=0.10,cluster_size=65536", "1M");
+        Qemu.io(ours, "write -P 1 0 1M");
+        Qemu.img(dir, "snapshot", "-c", "s", "ours.qcow2");
+        Files.copy(ours, dir.resolve("theirs.qcow2"));
+        byte[] before = Files.readAllBytes(ours);
+        for (List<String> c : List.of(List.of("IMG.qcow2", "+1M"), List.of("--shrink", "IMG.qcow2", "512k"),
+                List.of("--preallocation=full", "IMG.qcow2", "2M"))) {
+            Qemu.Result qemu = Qemu.exec(dir, with("qemu-img", "theirs", c));
+            Qemu.Result r = Cli.run(with(null, dir + "/ours", c));
+            String what = String.join(" ", c);
+            assertThat(qemu.exit()).as(what).isEqualTo(1);
+            assertThat(r.exit()).as(what).isEqualTo(1);
+            assertThat(errors(r.err())).as(what).isEqualTo(errors(qemu.err()))
+                    .containsExactly("Can't resize a v2 image which has snapshots");
+            assertThat(Files.readAllBytes(ours)).as(what + ": unchanged").isEqualTo(before);
+        }
+    }
+
+    /**
      * {@code --preallocation=metadata|falloc|full} on twins: qcow2 (with and without extended L2, with a
      * backing file that ends at the old size, and with one that reaches past it and must not show through, from
      * a cluster-aligned and an unaligned old size) and raw; the same status and messages (a shrink and raw

@@ -24,8 +24,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Crash points of the table-rewriting operations (snapshot create, delete, apply, create with extra data to
- * keep; resize grow with the L1 table moved, and shrink, and grow with the new clusters preallocated (metadata:
+ * Crash points of the table-rewriting operations (snapshot create, delete, apply, apply of a snapshot smaller
+ * than the image (the size restored), create with extra data to keep; resize grow with the L1 table moved, and shrink, and grow with the new clusters preallocated (metadata:
  * holes, falloc: reserved, full: zeros written); emptying an image after commit; amend's compat
  * downgrade with zero clusters over a backing file and upgrade, refcount width widened and narrowed, lazy
  * refcounts turned on and off): every crash state of the operation's write log (each point, each way of
@@ -42,7 +42,7 @@ class SurgeryCrashTest {
     @ValueSource(strings = {"snapshot-create", "snapshot-delete", "snapshot-apply", "resize-grow", "resize-shrink",
         "make-empty", "compat-downgrade", "compat-upgrade", "refcount-bits-64", "refcount-bits-4", "lazy-refcounts-on",
         "snapshot-create-extra-data", "resize-prealloc-metadata", "resize-prealloc-full", "resize-prealloc-falloc",
-        "lazy-refcounts-off"})
+        "lazy-refcounts-off", "snapshot-apply-resized"})
     void everyCrashPointIsConsistent(String op) throws IOException {
         TestImage image = setUp(op);
         Path top = image.top();
@@ -58,7 +58,7 @@ class SurgeryCrashTest {
                     case "snapshot-create" -> InternalSnapshots.create(img, "new", 1, 0);
                     case "snapshot-create-extra-data" -> InternalSnapshots.create(img, "new", 1, 0);
                     case "snapshot-delete" -> InternalSnapshots.delete(img, "old");
-                    case "snapshot-apply" -> InternalSnapshots.apply(img, "old");
+                    case "snapshot-apply", "snapshot-apply-resized" -> InternalSnapshots.apply(img, "old");
                     case "resize-grow" -> ImageResize.resize(img, 64L << 20); // 4 KiB clusters: the L1 table moves
                     case "resize-shrink" -> ImageResize.resize(img, 300 << 10);
                     case "resize-prealloc-metadata", "resize-prealloc-full", "resize-prealloc-falloc" -> {
@@ -81,6 +81,9 @@ class SurgeryCrashTest {
         Path after = dir.resolve("after.qcow2");
         Files.write(after, rec.content());
         Qemu.requireClean(after, op + " completed");
+        if (op.equals("snapshot-apply-resized")) {
+            assertThat(((Number) Qemu.info(after).get("virtual-size")).longValue()).isEqualTo(1L << 20);
+        }
         if (op.equals("snapshot-create-extra-data")) {
             assertThat(SnapshotExtraData.of(after, 0)).as("the old snapshot's extra data, kept")
                     .isEqualTo(SnapshotExtraData.of(before, 0));
@@ -135,6 +138,10 @@ class SurgeryCrashTest {
         Qemu.io(top, after);
         if (op.equals("snapshot-create-extra-data")) {
             SnapshotExtraData.extend(top, 0, new byte[] {1, 2, 3, 4, 5, 6, 7, 8});
+        }
+        if (op.equals("snapshot-apply-resized")) { // grown past the snapshot's size: the apply restores 1 MiB
+            Qemu.img(dir, "resize", "-q", "top.qcow2", "8M");
+            Qemu.io(top, "write -P 5 6M 64k");
         }
         return new TestImage(top.toRealPath(), Files.readAllBytes(top), null, null, new byte[1 << 20], 4096, 3, 1 << 20);
     }
