@@ -31,7 +31,7 @@ import picocli.CommandLine.Parameters;
                     + " lazy_refcounts=on|off, size=SIZE.",
             "Exit status: 0 amended, 1 failure."
         })
-final class AmendCommand implements Callable<Integer> {
+final class AmendCommand implements Callable<Integer>, OpensChain {
     private static final Set<String> CREATION_ONLY = Set.of("cluster_size", "preallocation", "encryption",
             "encrypt.format", "extended_l2", "compression_type", "data_file", "data_file_raw", "encrypt.key-secret");
 
@@ -52,6 +52,11 @@ final class AmendCommand implements Callable<Integer> {
 
     @Parameters(paramLabel = "IMAGE", description = "The image to amend.")
     String image;
+
+    @Override
+    public String imageName() {
+        return image;
+    }
 
     @Override
     public Integer call() throws IOException {

@@ -22,7 +22,7 @@ import picocli.CommandLine.Parameters;
                     + "qemu-img commit does; then IMAGE is emptied unless -d (or -b) is given.",
             "Exit status: 0 committed, 1 failure."
         })
-final class CommitCommand implements Callable<Integer> {
+final class CommitCommand implements Callable<Integer>, OpensChain {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -49,6 +49,11 @@ final class CommitCommand implements Callable<Integer> {
 
     @Parameters(paramLabel = "IMAGE", description = "The image whose data is committed.")
     String image;
+
+    @Override
+    public String imageName() {
+        return image;
+    }
 
     @Override
     public Integer call() throws IOException {

@@ -126,9 +126,9 @@ final class ImageSource {
         } catch (NoSuchFileException e) {
             String missing = e.getFile();
             if (missing != null && !missing.equals(name)) {
-                String full = missingBacking(name);
-                throw new OpenFailure(name, "Could not open backing file: Could not open '"
-                        + (full != null ? full : missing) + "': No such file or directory", false, e);
+                String reason = missingBackingReason(name);
+                throw new OpenFailure(name, reason != null ? reason : "Could not open backing file: Could not open '"
+                        + missing + "': No such file or directory", false, e);
             }
             throw new OpenFailure(name, "No such file or directory", true, e);
         } catch (IOException | RuntimeException e) {
@@ -138,15 +138,18 @@ final class ImageSource {
     }
 
     /**
-     * The first backing file of the chain from {@code top} that does not exist, named as qemu-img names it
-     * ({@link #pathCombine}), or null.
+     * qemu-img's reason for not opening the chain from {@code top} when one of its backing files does not
+     * exist: "Could not open backing file: " once for each level down to it (each image's open reports its
+     * backing file's failure), then "Could not open 'NAME': No such file or directory" with the name as
+     * qemu-img makes it ({@link #pathCombine}); null when every file of the chain exists.
      */
-    static String missingBacking(String top) {
+    static String missingBackingReason(String top) {
         String cur = top;
         for (int depth = 0; depth <= Images.MAX_CHAIN_DEPTH; depth++) {
             Path p = Path.of(cur);
             if (!Files.exists(p)) {
-                return depth == 0 ? null : cur;
+                return depth == 0 ? null : "Could not open backing file: ".repeat(depth) + "Could not open '" + cur
+                        + "': No such file or directory";
             }
             String backing;
             try (AlignedFile f = AlignedFile.open(p, IoMode.BUFFERED, StandardOpenOption.READ)) {

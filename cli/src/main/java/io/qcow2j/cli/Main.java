@@ -147,7 +147,7 @@ public final class Main implements Runnable {
     /** A failing command: one line naming the problem, exit 1 (as qemu-img). */
     private static int onError(Exception e, CommandLine cmd, CommandLine.ParseResult parsed) {
         PrintWriter err = cmd.getErr();
-        err.println("qcow2j: " + describe(e));
+        err.println("qcow2j: " + describe(e, cmd.getCommand()));
         if (debug) {
             e.printStackTrace(err);
         }
@@ -165,6 +165,21 @@ public final class Main implements Runnable {
         }
         err.flush();
         return 1;
+    }
+
+    /**
+     * {@link #describe(Throwable)}, except that a backing file missing under the IMAGE of a command that opens
+     * a chain is qemu-img's "Could not open 'IMAGE': Could not open backing file: …" (one for each level).
+     */
+    static String describe(Throwable e, Object command) {
+        if (e instanceof NoSuchFileException n && command instanceof OpensChain c && c.imageName() != null
+                && n.getFile() != null && !n.getFile().equals(c.imageName())) {
+            String reason = ImageSource.missingBackingReason(c.imageName());
+            if (reason != null) {
+                return "Could not open '" + c.imageName() + "': " + reason;
+            }
+        }
+        return describe(e);
     }
 
     /** The message a user should see for an exception: no class names unless there is nothing else. */

@@ -21,7 +21,7 @@ import picocli.CommandLine.Parameters;
                     + "reads differently through the new backing file; -u only changes the name; -b \"\" flattens.",
             "Exit status: 0 rebased, 1 failure."
         })
-final class RebaseCommand implements Callable<Integer> {
+final class RebaseCommand implements Callable<Integer>, OpensChain {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -45,6 +45,11 @@ final class RebaseCommand implements Callable<Integer> {
 
     @Parameters(paramLabel = "IMAGE", description = "The image to rebase.")
     String image;
+
+    @Override
+    public String imageName() {
+        return image;
+    }
 
     @Override
     public Integer call() throws IOException {

@@ -29,7 +29,7 @@ import picocli.CommandLine.Parameters;
                     + "relative with + or -. Shrinking needs --shrink and deletes the data past the new end.",
             "Exit status: 0 resized, 1 failure."
         })
-final class ResizeCommand implements Callable<Integer> {
+final class ResizeCommand implements Callable<Integer>, OpensChain {
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -52,6 +52,11 @@ final class ResizeCommand implements Callable<Integer> {
 
     @CommandLine.Unmatched
     List<String> unmatched = new ArrayList<>();
+
+    @Override
+    public String imageName() {
+        return args.isEmpty() ? null : args.get(0);
+    }
 
     @Override
     public Integer call() throws IOException {

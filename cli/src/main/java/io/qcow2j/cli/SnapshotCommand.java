@@ -33,7 +33,7 @@ import picocli.CommandLine.Parameters;
                     + "snapshot does. -a finds a snapshot by ID, then by name; -d by name.",
             "Exit status: 0 success, 1 failure."
         })
-final class SnapshotCommand implements Callable<Integer> {
+final class SnapshotCommand implements Callable<Integer>, OpensChain {
     private static final DateTimeFormatter DATE = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss", Locale.ROOT);
 
     @CommandLine.Spec
@@ -59,6 +59,11 @@ final class SnapshotCommand implements Callable<Integer> {
 
     @Parameters(paramLabel = "IMAGE", description = "The image file.")
     String image;
+
+    @Override
+    public String imageName() {
+        return image;
+    }
 
     @Override
     public Integer call() throws IOException {

@@ -79,6 +79,45 @@ class SurgeryBadInputTest {
         }
     }
 
+    /**
+     * A backing file missing one and two levels down: every surgery command that opens the chain fails with
+     * qemu-img's line ("Could not open 'IMAGE': Could not open backing file: …", once per level), exit 1, and
+     * the image unchanged; {@code rebase -u} does not open the chain and succeeds, as in qemu-img.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"map", "snapshot -c x", "snapshot -l", "snapshot -a x", "snapshot -d x", "resize IMG +1M",
+        "amend -o lazy_refcounts=on", "commit", "rebase -b IMG-other.qcow2 -F qcow2", "rebase -b EMPTY"})
+    void missingBackingFileAsQemuImg(String command) throws IOException {
+        for (String side : List.of("ours", "theirs")) {
+            Qemu.create(dir, side + "-base.qcow2", "cluster_size=65536", "1M");
+            Qemu.create(dir, side + "-mid.qcow2", "backing_file=" + side + "-base.qcow2,backing_fmt=qcow2", null);
+            Qemu.create(dir, side + ".qcow2", "backing_file=" + side + "-base.qcow2,backing_fmt=qcow2", null);
+            Qemu.create(dir, side + "-top.qcow2", "backing_file=" + side + "-mid.qcow2,backing_fmt=qcow2", null);
+            Qemu.create(dir, side + "-other.qcow2", "cluster_size=65536", "1M");
+            Files.delete(dir.resolve(side + "-base.qcow2"));
+        }
+        for (String image : List.of("IMG.qcow2", "IMG-top.qcow2")) {
+            byte[] before = Files.readAllBytes(dir.resolve(image.replace("IMG", "ours")));
+            List<String> q = new ArrayList<>(List.of("qemu-img"));
+            List<String> o = new ArrayList<>();
+            String full = command.contains("IMG +") ? command.replace("IMG", image) : command + " " + image;
+            for (String a : full.split(" ")) {
+                String arg = a.equals("EMPTY") ? "" : a;
+                q.add(arg.replace("IMG", "theirs"));
+                o.add(arg.startsWith("IMG") ? dir.resolve(arg.replace("IMG", "ours")).toString() : arg);
+            }
+            Qemu.Result qr = Qemu.exec(dir, q.toArray(String[]::new));
+            Qemu.Result or = Cli.run(o.toArray(String[]::new));
+            String what = command + " on " + image;
+            assertThat(qr.exit()).as(what + ": " + qr.err()).isEqualTo(1);
+            assertThat(or.exit()).as(what + ": " + or.err()).isEqualTo(1);
+            assertThat(firstLine(or.err(), "qcow2j: ").replace(dir + "/", "").replace("ours", "X")).as(what)
+                    .isEqualTo(firstLine(qr.err(), "qemu-img: ").replace("theirs", "X"));
+            assertThat(Files.readAllBytes(dir.resolve(image.replace("IMG", "ours")))).as(what + ": unchanged")
+                    .isEqualTo(before);
+        }
+    }
+
     @Test
     void untrustedRefusesAbsoluteBackingNames() throws IOException {
         Path base = Qemu.create(dir, "base.qcow2", "cluster_size=65536", "1M");
