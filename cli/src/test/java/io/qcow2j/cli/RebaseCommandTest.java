@@ -91,16 +91,11 @@ class RebaseCommandTest {
         chain("ours", "cluster_size=65536");
         chain("theirs", "cluster_size=65536");
         byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
-        List<String> q = new java.util.ArrayList<>(List.of("qemu-img", "rebase", "-p"));
-        List<String> o = new java.util.ArrayList<>(List.of("rebase", "-p"));
-        for (String a : spec.split("\\|", -1)) {
-            q.add(a.replace("B-", "theirs-"));
-            o.add(a.replace("B-", "ours-"));
-        }
-        q.add("theirs-t.qcow2");
-        o.add(dir.resolve("ours-t.qcow2").toString());
-        Qemu.Result qr = Qemu.exec(dir, q.toArray(String[]::new));
-        Qemu.Result or = Cli.run(o.toArray(String[]::new));
+        List<String> args = new java.util.ArrayList<>(List.of("-p"));
+        args.addAll(List.of(spec.split("\\|", -1)));
+        Qemu.Result[] results = runBoth(args);
+        Qemu.Result qr = results[0];
+        Qemu.Result or = results[1];
         assertThat(or.exit()).as(or.err()).isEqualTo(qr.exit()).isZero();
         assertThat(qr.out()).contains("(100.00/100%)\r");
         assertThat(or.out()).isEqualTo(qr.out().replaceAll(" *\\(\\d+\\.\\d\\d/100%\\)\r", "").strip()).isEmpty();
@@ -110,10 +105,8 @@ class RebaseCommandTest {
                 .exit()).isZero();
     }
 
-    /** Runs qemu-img rebase on the theirs- chain and ours on the ours- chain with {@code args} (B- names both). */
-    private int twins(List<String> args) throws IOException {
-        byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
-        Files.write(dir.resolve("pre.raw"), guest);
+    /** Runs {@code qemu-img rebase ARGS theirs-t.qcow2} and ours on ours-t.qcow2 (B- names both): {qemu-img's, ours}. */
+    private Qemu.Result[] runBoth(List<String> args) {
         List<String> q = new java.util.ArrayList<>(List.of("qemu-img", "rebase"));
         List<String> o = new java.util.ArrayList<>(List.of("rebase"));
         for (String a : args) {
@@ -122,8 +115,16 @@ class RebaseCommandTest {
         }
         q.add("theirs-t.qcow2");
         o.add(dir.resolve("ours-t.qcow2").toString());
-        Qemu.Result qr = Qemu.exec(dir, q.toArray(String[]::new));
-        Qemu.Result or = Cli.run(o.toArray(String[]::new));
+        return new Qemu.Result[] {Qemu.exec(dir, q.toArray(String[]::new)), Cli.run(o.toArray(String[]::new))};
+    }
+
+    /** Runs qemu-img rebase on the theirs- chain and ours on the ours- chain with {@code args} (B- names both). */
+    private int twins(List<String> args) throws IOException {
+        byte[] guest = Qemu.guestContent(dir.resolve("ours-t.qcow2"));
+        Files.write(dir.resolve("pre.raw"), guest);
+        Qemu.Result[] results = runBoth(args);
+        Qemu.Result qr = results[0];
+        Qemu.Result or = results[1];
         assertThat(or.exit()).as(args + ": " + or.err() + qr.err()).isEqualTo(qr.exit());
         assertThat(or.out()).isEqualTo(qr.out());
         assertThat(or.err().replace("qcow2j: ", "").replace("ours-", "X-"))
