@@ -6,6 +6,10 @@
 #   bench/nbd.sh [--smoke] [--reps N] [--runtime SECONDS] [--size SIZE] [--transports "unix tcp"]
 #               [--servers "qemu-nbd qcow2j nbdkit"] [--scenarios "..."]
 #
+# A/B: the server qcow2j-b (add it to --servers) is the launcher $QCOW2J_B (default ./qcow2j) run with the
+# environment assignments $QCOW2J_B_ENV (e.g. "QCOW2J_NBD_SPIN_NS=0"): another build, or the same one
+# configured otherwise, alternating with qcow2j in the same run; the table adds qcow2j / qcow2j-b.
+#
 # Scenarios: 4 KiB random reads at depth 1 and 16, 4 KiB random writes at depth 16 (on a fully allocated
 # image), and 64 KiB sequential writes on a fresh image (timed: allocating until fio wraps around, then
 # overwrites); allocwrite64k (not in the default list) writes a fresh image once, every request allocating. nbdkit is the ceiling of this client and
@@ -55,7 +59,9 @@ start_server() {
   if [ "$transport" = unix ]; then addr=(-k "$work/sock"); uri="nbd+unix:///?socket=$work/sock"
   else addr=(-b 127.0.0.1 -p 10899); uri="nbd://127.0.0.1:10899/"; fi
   rm -f "$work/sock"
-  if [ "$server" = qcow2j ]; then
+  if [ "$server" = qcow2j-b ]; then
+    env ${QCOW2J_B_ENV:-} "${QCOW2J_B:-$root/qcow2j}" serve "${addr[@]}" -t -e 4 -f qcow2 "$img" > "$work/ready" 2> "$results/serve-b.err" &
+  elif [ "$server" = qcow2j ]; then
     "$root/qcow2j" serve "${addr[@]}" -t -e 4 -f qcow2 "$img" > "$work/ready" 2> "$results/serve.err" &
   elif [ "$server" = nbdkit ]; then
     if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
@@ -124,13 +130,13 @@ for rep in $(seq "$reps"); do
   done
 done
 { uname -a; nproc; uptime; fio --version; qemu-nbd --version | head -1; nbdkit --version 2>/dev/null
-  git -C "$root" rev-parse --short HEAD; } > "$results/env.txt"
+  git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout"; } > "$results/env.txt"
 python3 - "$tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit") if any(r["server"] == s for r in rows)]
+servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit", "qcow2j-b") if any(r["server"] == s for r in rows)]
 keys = sorted({(r["scenario"], r["transport"]) for r in rows}, key=lambda k: (k[1], k[0]))
-ratios = [o for o in ("qemu-nbd", "nbdkit") if o in servers and "qcow2j" in servers]
+ratios = [o for o in ("qemu-nbd", "nbdkit", "qcow2j-b") if o in servers and "qcow2j" in servers]
 print("| scenario | transport | " + " | ".join(s + " IOPS" for s in servers)
       + "".join(f" | qcow2j / {o}" for o in ratios) + " |")
 print("|---|---|" + "---:|" * (len(servers) + len(ratios)))

@@ -4,6 +4,7 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
@@ -148,7 +149,7 @@ final class Connection {
         ByteChannel in = session.in();
         ReplyWriter replies = new ReplyWriter(session.out(), e -> close());
         out = replies;
-        RequestReader requests = new RequestReader(in, replies::flushHeld);
+        RequestReader requests = new RequestReader(in, replies::flushHeld, spin(in));
         BufferPool buffers = new BufferPool();
         RequestDispatcher dispatcher = new RequestDispatcher(session, log);
         ByteBuffer h = ByteBuffer.allocate(REQUEST_HEADER);
@@ -221,6 +222,14 @@ final class Connection {
                 t.closeOutbound();
             }
         }
+    }
+
+    /** The reader's spin before it blocks: on a plain TCP connection only (see {@link ArrivalSpin}). */
+    private static ArrivalSpin spin(ByteChannel in) throws IOException {
+        if (in instanceof SocketChannel sc && sc.getRemoteAddress() instanceof InetSocketAddress) {
+            return new ArrivalSpin(sc.socket().getInputStream());
+        }
+        return null;
     }
 
     /** Serves {@code r} inline or starts it asynchronously (see the class comment for which). */

@@ -17,6 +17,7 @@ import java.nio.channels.ByteChannel;
  * <p>Before a read from the socket that may wait for the client (a header's: the client may be waiting for
  * our replies; a long payload's) it runs {@code beforeRead}: the connection writes the replies it holds then.
  * The rest of a short payload needs no such flush: a client always sends the whole request, replies or not.
+ * Then, on a plain TCP connection, it spins a little for the request to come ({@link ArrivalSpin}).
  */
 final class RequestReader {
     private static final int SIZE = 64 << 10;
@@ -27,14 +28,17 @@ final class RequestReader {
 
     private final ByteChannel in;
     private final Runnable beforeRead;
+    /** Spins before a read that may wait for the client, or null. */
+    private final ArrivalSpin spin;
     /** Bytes read and not yet consumed (read mode between calls). Direct: the socket fills it without a copy. */
     private final ByteBuffer buf = ByteBuffer.allocateDirect(SIZE).flip();
     /** The last request was a write with a payload of {@link #DIRECT} bytes or more: read only a header next. */
     private boolean direct;
 
-    RequestReader(ByteChannel in, Runnable beforeRead) {
+    RequestReader(ByteChannel in, Runnable beforeRead, ArrivalSpin spin) {
         this.in = in;
         this.beforeRead = beforeRead;
+        this.spin = spin;
     }
 
     /** Whether bytes of a next request are already here. */
@@ -82,6 +86,9 @@ final class RequestReader {
     /** Reads more (at least one byte; only {@code need} after a large payload); false at the end of input. */
     private boolean fill(int need) throws IOException {
         beforeRead.run();
+        if (spin != null) {
+            spin.await();
+        }
         buf.compact();
         if (direct) {
             buf.limit(Math.min(buf.capacity(), buf.position() + need));
