@@ -92,35 +92,23 @@ class AsyncDiskTest {
         byte[] model = new byte[32 << 20];
         Random rnd = new Random(16);
         try (Disk d = Images.open(p, ImageOptions.defaults()); Arena arena = Arena.ofShared()) {
-            java.util.ArrayDeque<CompletableFuture<Void>> window = new java.util.ArrayDeque<>();
+            ModelWrites writes = new ModelWrites(d, arena, rnd, 16, model);
             long at = 0;
             while (at < (24 << 20)) {
                 int len = rnd.nextInt(4) == 0 ? 4 * cluster : cluster;
-                List<long[]> requests = new ArrayList<>();
                 if (rnd.nextInt(8) == 0) {
                     // two partial writes into one fresh cluster in flight together: whichever plans second waits
                     // for the first's link and writes in place, or one would lose the other's bytes (disjoint:
                     // the order of two overlapping writes in flight is undefined, for QEMU too)
-                    requests.add(new long[] {at + 4096, 8192});
-                    requests.add(new long[] {at + 16384, 16384});
+                    writes.write(at + 4096, 8192);
+                    writes.write(at + 16384, 16384);
                     len = cluster;
                 } else {
-                    requests.add(new long[] {at, len});
-                }
-                for (long[] r : requests) {
-                    byte[] data = new byte[(int) r[1]];
-                    rnd.nextBytes(data);
-                    System.arraycopy(data, 0, model, (int) r[0], data.length);
-                    MemorySegment src = arena.allocate(r[1]);
-                    src.copyFrom(MemorySegment.ofArray(data));
-                    window.add(d.writeAsync(r[0], src));
-                    if (window.size() == 16) {
-                        window.removeFirst().join();
-                    }
+                    writes.write(at, len);
                 }
                 at += len;
             }
-            window.forEach(CompletableFuture::join);
+            writes.drain();
         }
         Qemu.requireClean(p, "after allocating writes at depth 16");
         Path raw = dir.resolve("expected.raw");
