@@ -2,7 +2,10 @@ package io.qcow2j.engine;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 
@@ -39,6 +42,20 @@ public final class ModelWrites {
         if (window.size() == depth) {
             window.removeFirst().join();
         }
+    }
+
+    /**
+     * The disk's first {@code size} bytes read back through {@code readAsync}, 256 KiB per request, all in
+     * flight together.
+     */
+    public static byte[] readBackAsync(Disk disk, Arena arena, int size) {
+        MemorySegment back = arena.allocate(size);
+        List<CompletableFuture<Void>> reads = new ArrayList<>();
+        for (int off = 0; off < size; off += 1 << 18) {
+            reads.add(disk.readAsync(off, back.asSlice(off, Math.min(1 << 18, size - off))));
+        }
+        CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).join();
+        return back.toArray(ValueLayout.JAVA_BYTE);
     }
 
     /** Waits for every write in flight. */

@@ -13,8 +13,6 @@ import io.qcow2j.testsupport.Qemu;
 import io.qcow2j.testsupport.ScratchDirs;
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -107,14 +105,8 @@ class InMemoryRouteTest {
             Arrays.fill(model, 20 << 20, 21 << 20, (byte) 0);
             CompletableFuture.allOf(z, t).join();
             d.flushAsync().join();
-            MemorySegment back = arena.allocate(32 << 20);
-            List<CompletableFuture<Void>> reads = new ArrayList<>();
-            for (int off = 0; off < (32 << 20); off += 1 << 18) {
-                reads.add(d.readAsync(off, back.asSlice(off, 1 << 18)));
-            }
-            CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).join();
-            assertThat(Arrays.mismatch(back.toArray(ValueLayout.JAVA_BYTE), model)).as("first difference read back")
-                    .isEqualTo(-1);
+            assertThat(Arrays.mismatch(ModelWrites.readBackAsync(d, arena, 32 << 20), model))
+                    .as("first difference read back").isEqualTo(-1);
         }
         Qemu.requireClean(p, "after allocating writes on the " + route + " route, " + fs);
         Files.write(dir.resolve("expected.raw"), model);
