@@ -63,13 +63,7 @@ class AsyncDiskTest {
             CompletableFuture<Void> t = d.discardAsync(12 << 20, 1 << 20);
             CompletableFuture.allOf(z, t).join();
             d.flushAsync().join();
-            MemorySegment back = arena.allocate(16 << 20);
-            List<CompletableFuture<Void>> reads = new ArrayList<>();
-            for (int off = 0; off < (16 << 20); off += 1 << 18) {
-                reads.add(d.readAsync(off, back.asSlice(off, 1 << 18)));
-            }
-            CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).join();
-            assertThat(Arrays.mismatch(back.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE), model)).isEqualTo(-1);
+            assertThat(Arrays.mismatch(ModelWrites.readBackAsync(d, arena, 16 << 20), model)).isEqualTo(-1);
         }
         byte[] guest = format.equals("qcow2") ? Qemu.guestContent(p) : Files.readAllBytes(p);
         assertThat(Arrays.mismatch(guest, model)).as("first difference as qemu reads it").isEqualTo(-1);
@@ -92,35 +86,23 @@ class AsyncDiskTest {
         byte[] model = new byte[32 << 20];
         Random rnd = new Random(16);
         try (Disk d = Images.open(p, ImageOptions.defaults()); Arena arena = Arena.ofShared()) {
-            java.util.ArrayDeque<CompletableFuture<Void>> window = new java.util.ArrayDeque<>();
+            ModelWrites writes = new ModelWrites(d, arena, rnd, 16, model);
             long at = 0;
             while (at < (24 << 20)) {
                 int len = rnd.nextInt(4) == 0 ? 4 * cluster : cluster;
-                List<long[]> requests = new ArrayList<>();
                 if (rnd.nextInt(8) == 0) {
                     // two partial writes into one fresh cluster in flight together: whichever plans second waits
                     // for the first's link and writes in place, or one would lose the other's bytes (disjoint:
                     // the order of two overlapping writes in flight is undefined, for QEMU too)
-                    requests.add(new long[] {at + 4096, 8192});
-                    requests.add(new long[] {at + 16384, 16384});
+                    writes.write(at + 4096, 8192);
+                    writes.write(at + 16384, 16384);
                     len = cluster;
                 } else {
-                    requests.add(new long[] {at, len});
-                }
-                for (long[] r : requests) {
-                    byte[] data = new byte[(int) r[1]];
-                    rnd.nextBytes(data);
-                    System.arraycopy(data, 0, model, (int) r[0], data.length);
-                    MemorySegment src = arena.allocate(r[1]);
-                    src.copyFrom(MemorySegment.ofArray(data));
-                    window.add(d.writeAsync(r[0], src));
-                    if (window.size() == 16) {
-                        window.removeFirst().join();
-                    }
+                    writes.write(at, len);
                 }
                 at += len;
             }
-            window.forEach(CompletableFuture::join);
+            writes.drain();
         }
         Qemu.requireClean(p, "after allocating writes at depth 16");
         Path raw = dir.resolve("expected.raw");

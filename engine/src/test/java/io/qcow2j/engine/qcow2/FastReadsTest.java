@@ -11,6 +11,7 @@ import io.qcow2j.ffm.AsyncIo;
 import io.qcow2j.ffm.IoMode;
 import io.qcow2j.ffm.IoRequest;
 import io.qcow2j.testsupport.Qemu;
+import io.qcow2j.testsupport.ScratchDirs;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -20,7 +21,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
@@ -46,7 +46,7 @@ class FastReadsTest {
     private static AsyncIo ioUring;
     private static AsyncIo threads;
 
-    private final List<Path> scratch = new ArrayList<>();
+    private final ScratchDirs scratch = new ScratchDirs();
 
     @BeforeAll
     static void openBackends() {
@@ -62,22 +62,12 @@ class FastReadsTest {
 
     @AfterEach
     void removeScratch() throws IOException {
-        for (Path d : scratch) {
-            try (Stream<Path> s = Files.walk(d)) {
-                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-        }
+        scratch.deleteAll();
     }
 
     /** A scratch folder on tmpfs ({@code /dev/shm}) or on the disk's file system ({@code target/}, ext4 here). */
     Path dir(String fs) throws IOException {
-        Path base = fs.equals("tmpfs") ? Path.of("/dev/shm") : Path.of("target").toAbsolutePath();
-        Files.createDirectories(base);
-        Path d = Files.createTempDirectory(base, "fastreads-");
-        scratch.add(d);
-        return d;
+        return scratch.create(fs, "fastreads-");
     }
 
     static Qcow2Image open(Path img, ImageOptions o, AsyncIo io) throws IOException {

@@ -8,22 +8,19 @@ import io.qcow2j.engine.chain.ChainOpener;
 import io.qcow2j.ffm.AlignedFile;
 import io.qcow2j.ffm.AsyncFile;
 import io.qcow2j.ffm.AsyncIo;
+import io.qcow2j.engine.ModelWrites;
 import io.qcow2j.testsupport.Qemu;
+import io.qcow2j.testsupport.ScratchDirs;
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,7 +40,7 @@ class InMemoryRouteTest {
     private static final int CLUSTER = 64 << 10;
     private static final int SIZE = 24 << 20;
     private static AsyncIo ioUring;
-    private final List<Path> scratch = new ArrayList<>();
+    private final ScratchDirs scratch = new ScratchDirs();
 
     @BeforeAll
     static void openBackend() {
@@ -57,28 +54,14 @@ class InMemoryRouteTest {
 
     @AfterEach
     void removeScratch() throws IOException {
-        for (Path d : scratch) {
-            try (Stream<Path> s = Files.walk(d)) {
-                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                    Files.deleteIfExists(p);
-                }
-            }
-        }
-    }
-
-    private Path dir(String fs) throws IOException {
-        Path base = fs.equals("tmpfs") ? Path.of("/dev/shm") : Path.of("target").toAbsolutePath();
-        Files.createDirectories(base);
-        Path d = Files.createTempDirectory(base, "inmemory-");
-        scratch.add(d);
-        return d;
+        scratch.deleteAll();
     }
 
     @ParameterizedTest(name = "{0}, {1}")
     @CsvSource({"tmpfs, DETECT, true", "tmpfs, RING, false", "ext4, DETECT, false", "ext4, DIRECT, true"})
     void allocatingWritesAtDepthSixteenCompareEqualOnEitherRoute(String fs, AsyncFile.Route route, boolean direct)
             throws Exception {
-        Path dir = dir(fs);
+        Path dir = scratch.create(fs, "inmemory-");
         Path p = Qemu.create(dir, "r.qcow2", "", "32M");
         byte[] model = new byte[32 << 20];
         Random rnd = new Random(31);
@@ -91,33 +74,30 @@ class InMemoryRouteTest {
             return f;
         }); Arena arena = Arena.ofShared()) {
             assertThat(opened).isNotEmpty().allMatch(f -> f.isInMemory() == direct, "the route taken");
-            ArrayDeque<CompletableFuture<Void>> window = new ArrayDeque<>();
+            ModelWrites writes = new ModelWrites(d, arena, rnd, 16, model);
             long at = 0;
             while (at < SIZE) {
-                List<long[]> requests = new ArrayList<>();
                 switch (rnd.nextInt(6)) {
                     case 0 -> { // two partial writes into one fresh cluster in flight together
-                        requests.add(new long[] {at + 4096, 8192});
-                        requests.add(new long[] {at + 16384, 16384});
+                        writes.write(at + 4096, 8192);
+                        writes.write(at + 16384, 16384);
+                        at += CLUSTER;
                     }
-                    case 1 -> requests.add(new long[] {at + 8192, 4096}); // 4 KiB in a new cluster
-                    case 2 -> requests.add(new long[] {at, 4L * CLUSTER});
-                    default -> requests.add(new long[] {at, CLUSTER});
-                }
-                for (long[] r : requests) {
-                    byte[] data = new byte[(int) r[1]];
-                    rnd.nextBytes(data);
-                    System.arraycopy(data, 0, model, (int) r[0], data.length);
-                    MemorySegment src = arena.allocate(r[1]);
-                    src.copyFrom(MemorySegment.ofArray(data));
-                    window.add(d.writeAsync(r[0], src));
-                    if (window.size() == 16) {
-                        window.removeFirst().join();
+                    case 1 -> { // 4 KiB in a new cluster
+                        writes.write(at + 8192, 4096);
+                        at += CLUSTER;
+                    }
+                    case 2 -> { // a run of four clusters
+                        writes.write(at, 4 * CLUSTER);
+                        at += 4L * CLUSTER;
+                    }
+                    default -> {
+                        writes.write(at, CLUSTER);
+                        at += CLUSTER;
                     }
                 }
-                at += r0Length(requests);
             }
-            window.forEach(CompletableFuture::join);
+            writes.drain();
             // zeroes over written clusters and a discard, in flight together, then a flush
             CompletableFuture<Void> z = d.writeZeroesAsync(2L << 20, 3L * CLUSTER, ZeroFlag.unmapIf(true));
             Arrays.fill(model, 2 << 20, (2 << 20) + 3 * CLUSTER, (byte) 0);
@@ -125,23 +105,11 @@ class InMemoryRouteTest {
             Arrays.fill(model, 20 << 20, 21 << 20, (byte) 0);
             CompletableFuture.allOf(z, t).join();
             d.flushAsync().join();
-            MemorySegment back = arena.allocate(32 << 20);
-            List<CompletableFuture<Void>> reads = new ArrayList<>();
-            for (int off = 0; off < (32 << 20); off += 1 << 18) {
-                reads.add(d.readAsync(off, back.asSlice(off, 1 << 18)));
-            }
-            CompletableFuture.allOf(reads.toArray(CompletableFuture[]::new)).join();
-            assertThat(Arrays.mismatch(back.toArray(ValueLayout.JAVA_BYTE), model)).as("first difference read back")
-                    .isEqualTo(-1);
+            assertThat(Arrays.mismatch(ModelWrites.readBackAsync(d, arena, 32 << 20), model))
+                    .as("first difference read back").isEqualTo(-1);
         }
         Qemu.requireClean(p, "after allocating writes on the " + route + " route, " + fs);
         Files.write(dir.resolve("expected.raw"), model);
         Qemu.run(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", "r.qcow2", "expected.raw");
-    }
-
-    /** How far the writes of one step reach: a cluster, or the run's four. */
-    private static long r0Length(List<long[]> requests) {
-        long[] first = requests.get(0);
-        return first[1] == 4L * CLUSTER ? 4L * CLUSTER : CLUSTER;
     }
 }
