@@ -1,14 +1,19 @@
 package io.qcow2j.cli;
 
+import io.qcow2j.ffm.RawDeflater;
 import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -82,6 +87,42 @@ class Qcow2ConvertTest {
         Cli.ok("convert", "-c", "-O", "qcow2", src.toString(), out.toString());
         assertThat(Qemu.requireClean(out, "compressed").output()).contains("100.00% compressed clusters");
         assertThat(Qemu.img(dir, "compare", src.toString(), out.toString())).isEqualTo("Images are identical.\n");
+    }
+
+    /**
+     * zlib through the system's library with QEMU's parameters (window bits -12, memLevel 9, default level)
+     * and QEMU's layout: the whole output file is qemu-img's, byte for byte, but for the few bytes qemu-img
+     * adds to end the file on a 512-byte sector.
+     */
+    @Test
+    void compressedOutputIsQemuImgsByteForByte() throws Exception {
+        assumeTrue(RawDeflater.available(), "no system zlib: the java.util.zip fallback writes other streams");
+        byte[] line = "qcow2j\t4242/tcp\t# a line of text, not quite repeating: ".getBytes(StandardCharsets.US_ASCII);
+        byte[] raw = new byte[6 << 20];
+        SplittableRandom rnd = new SplittableRandom(5);
+        for (int i = 0; i < (2 << 20); i++) { // 2 MiB text, 1 MiB random, 1 MiB zeros, 2 MiB mixed
+            raw[i] = (byte) (i % 997 == 0 ? 'a' + rnd.nextInt(26) : line[i % line.length]);
+        }
+        byte[] noise = new byte[1 << 20];
+        rnd.nextBytes(noise);
+        System.arraycopy(noise, 0, raw, 2 << 20, noise.length);
+        for (int i = 4 << 20; i < raw.length; i++) { // letters from 16: literals only, blocks split by memLevel
+            raw[i] = (byte) (i % 2 == 0 ? 'a' + rnd.nextInt(16) : line[(i / 3) % line.length]);
+        }
+        Path rawFile = dir.resolve("mixed.raw");
+        Files.write(rawFile, raw);
+        Path src = dir.resolve("mixed.qcow2");
+        Qemu.run(dir, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", rawFile.toString(), src.toString());
+        Path ours = dir.resolve("mixed.c.qcow2j.qcow2");
+        Path qemu = dir.resolve("mixed.c.qemu.qcow2");
+        Cli.ok("convert", "-c", "-O", "qcow2", src.toString(), ours.toString());
+        Qemu.run(dir, "qemu-img", "convert", "-c", "-O", "qcow2", src.toString(), qemu.toString());
+        assertThat(Qemu.img(dir, "compare", src.toString(), ours.toString())).isEqualTo("Images are identical.\n");
+        assertThat(Qemu.requireClean(ours, "mixed -c").output()).contains("compressed clusters");
+        byte[] a = Files.readAllBytes(ours);
+        byte[] b = Files.readAllBytes(qemu);
+        assertThat(b.length).isEqualTo((a.length + 511) / 512 * 512);
+        assertThat(Arrays.copyOf(b, a.length)).as("qcow2j's file against qemu-img's").isEqualTo(a);
     }
 
     @Test

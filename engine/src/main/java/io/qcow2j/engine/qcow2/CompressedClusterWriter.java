@@ -68,17 +68,11 @@ final class CompressedClusterWriter {
         if ((offset & (cs - 1)) != 0 || ((len & (cs - 1)) != 0 && offset + len != s.header.size())) {
             throw new IOException(s.filename + ": compressed writes must cover whole clusters (Invalid argument)");
         }
-        byte[] in = new byte[cs];
-        byte[] out = ClusterCompressor.outputBuffer(cs);
         byte[][] clusters = new byte[(int) ((len + cs - 1) / cs)][];
-        for (long pos = 0; pos < len; pos += cs) {
-            int n = (int) Math.min(cs, len - pos);
-            MemorySegment.copy(src, pos, MemorySegment.ofArray(in), 0, n);
-            if (n < cs) {
-                java.util.Arrays.fill(in, n, cs, (byte) 0);
+        try (ClusterCompressor c = ClusterCompressor.open(s.header.compressionType(), cs)) {
+            for (long pos = 0; pos < len; pos += cs) {
+                clusters[(int) (pos / cs)] = c.compress(src.asSlice(pos, Math.min(cs, len - pos)));
             }
-            int compressed = ClusterCompressor.compress(s.header.compressionType(), in, out);
-            clusters[(int) (pos / cs)] = compressed < 0 ? null : java.util.Arrays.copyOf(out, compressed);
         }
         return new Prepared(offset, src, clusters);
     }
