@@ -68,6 +68,14 @@ class ResourceCyclesTest {
         }
     }
 
+    /** From an NMT summary.diff line starting with {@code label}: {committed KiB, change since the baseline}. */
+    private static long[] committed(String diff, String label) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(label
+                + "reserved=\\d+KB(?: [+-]\\d+KB)?, committed=(\\d+)KB(?: ([+-]\\d+)KB)?").matcher(diff);
+        return m.find() ? new long[] {Long.parseLong(m.group(1)), m.group(2) == null ? 0 : Long.parseLong(m.group(2))}
+                : new long[] {-1, 0};
+    }
+
     @Test
     void openCloseCyclesLeaveNothingBehind() throws IOException {
         Path img = Qemu.create(dir, "cycles.qcow2", "cluster_size=4096", "16M");
@@ -117,6 +125,14 @@ class ResourceCyclesTest {
             assertThat(m.find()).as("NMT summary has an Other line").isTrue();
             long grew = m.group(1) == null ? 0 : Long.parseLong(m.group(1));
             assertThat(grew).as("native memory (NMT Other) growth in KiB over the cycles").isLessThan(1024);
+            // The figures the README quotes: committed native memory, all of it and FFM's share, at the end and
+            // its change since the baseline taken after the warm-up.
+            long[] total = committed(diff, "Total: ");
+            long[] heap = committed(diff, "Java Heap \\(");
+            long[] other = committed(diff, "Other \\(");
+            System.out.printf("cycles %d: NMT committed outside the Java heap %d KiB (%+d KiB since the baseline), of"
+                    + " which Other (FFM segments) %d KiB (%+d KiB)%n", CYCLES, total[0] - heap[0], total[1] - heap[1],
+                    other[0], other[1]);
         }
         System.out.printf("cycles %d: fds %d -> %d, direct %d -> %d, rss-heap KiB %d -> %d%n", CYCLES, fds0, openFds(),
                 native0, nativeBytes(), rss0, rssKiB());

@@ -21,9 +21,10 @@ final class BitmapReferences {
         this.st = st;
     }
 
-    /** QEMU's limits on bitmap directory entries ({@code block/qcow2-bitmap.c}). */
-    private static final long BME_MAX_TABLE_SIZE = 0x8000000L;
-    private static final long BME_MAX_PHYS_SIZE = 0x20000000L;
+    /**
+     * QEMU's limits on bitmap directory entries ({@code block/qcow2-bitmap.c}); those on a table's size are
+     * {@link BitmapsExtension#MAX_TABLE_ENTRIES} and {@link BitmapsExtension#MAX_DATA_SIZE}.
+     */
     private static final int BME_MAX_GRANULARITY_BITS = 31;
     private static final int BME_MIN_GRANULARITY_BITS = 9;
     private static final int BME_MAX_NAME_SIZE = 1023;
@@ -151,15 +152,13 @@ final class BitmapReferences {
 
     private boolean validDirEntry(long tableOffset, long tableSize, long flags, int type, int granularity,
             int nameSize) {
-        if (tableSize == 0 || tableOffset == 0 || (tableOffset & (st.cs - 1)) != 0 || tableSize > BME_MAX_TABLE_SIZE
+        if (tableSize == 0 || tableOffset == 0 || (tableOffset & (st.cs - 1)) != 0
+                || tableSize > BitmapsExtension.maxTableEntries(st.cs)
                 || granularity > BME_MAX_GRANULARITY_BITS || granularity < BME_MIN_GRANULARITY_BITS
                 || (flags & BME_RESERVED_FLAGS) != 0 || nameSize > BME_MAX_NAME_SIZE || type != 1) {
             return false;
         }
-        long phys = tableSize * st.cs; // ≤ 2^27 * 2^21
-        if (phys > BME_MAX_PHYS_SIZE) {
-            return false;
-        }
+        long phys = tableSize * st.cs; // ≤ BitmapsExtension.MAX_DATA_SIZE
         long covered = (phys * 8) << granularity; // ≤ 2^32 << 31: fits unsigned
         return Long.compareUnsigned(st.header.virtualSize(), covered) <= 0;
     }

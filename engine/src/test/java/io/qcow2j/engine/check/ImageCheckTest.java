@@ -2,12 +2,15 @@ package io.qcow2j.engine.check;
 
 import io.qcow2j.engine.CheckResult;
 import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.format.BitmapsExtension;
 import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
+import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.SubclusterBitmap;
 import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -281,6 +284,31 @@ class ImageCheckTest {
         QemuCheck q = QemuCheck.assertSameAsQemu(img, DEFAULT);
         assertThat(q.exit()).isEqualTo(1);
         assertThat(q.json()).isNull();
+    }
+
+    /**
+     * A bitmap table one entry over the cap ({@link BitmapsExtension#maxTableEntries}: 512 MiB of bitmap data,
+     * so 2^17 entries with 4 KiB clusters, 2^20 with 512-byte ones) fails the check in one line, as it fails
+     * qemu-img's, before any of the table is read.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(ints = {512, 4096})
+    void bitmapTableOverTheCapFailsTheCheckInOneLine(int clusterSize) throws IOException {
+        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=" + clusterSize, "64M");
+        Qemu.run(dir, "qemu-img", "bitmap", "--add", "b.qcow2", "b0");
+        Qemu.io(img, "write -P 2 4M 1M");
+        ImagePatcher p = ImagePatcher.of(img);
+        long dirOffset = p.header.extensions().bitmaps().orElseThrow().directoryOffset();
+        long cap = BitmapsExtension.maxTableEntries(clusterSize);
+        assertThat(cap).isEqualTo(BitmapsExtension.MAX_DATA_SIZE / clusterSize);
+        p.write(dirOffset + 8, java.nio.ByteBuffer.allocate(4).putInt((int) (cap + 1)).array()); // table_size
+        QemuCheck q = QemuCheck.assertSameAsQemu(img, DEFAULT);
+        assertThat(q.exit()).isEqualTo(1);
+        assertThat(q.stderr()).contains("doesn't satisfy the constraints");
+        assertThatThrownBy(() -> QemuCheck.ours(img, DEFAULT, new ArrayList<>()))
+                .isExactlyInstanceOf(Qcow2FormatException.class)
+                .hasMessageContaining("b.qcow2: bitmap directory entry 0 doesn't satisfy the constraints")
+                .message().doesNotContain("\n");
     }
 
     @Test
