@@ -50,6 +50,8 @@ final class BitmapReferences {
         }
         st.inc(ext.directoryOffset(), ext.directorySize());
         List<Bitmap> list = loadBitmapDirectory(ext);
+        // Each table is a reference of its own; its entries are read in one sweep over the file below.
+        List<long[]> edges = new ArrayList<>(); // {file offset, +1 where a table's part inside the file starts, -1 where it ends}
         for (Bitmap bm : list) {
             long bytes = bm.tableSize() * 8;
             st.inc(bm.tableOffset(), bytes);
@@ -57,32 +59,70 @@ final class BitmapReferences {
                 st.corruptions++;
                 throw bitmapFailure("cannot read the bitmap table at 0x" + CheckState.hex(bm.tableOffset()));
             }
-            // The part past the end of the file reads as zeros (unallocated entries, nothing to count): only the
-            // part inside is read, so a hostile directory's 65535 tables of 1 GiB cost what the file holds.
+            // The part past the end of the file reads as zeros (unallocated entries, nothing to count).
             long inFile = Math.min(bytes, (Math.max(0, st.fileSize - bm.tableOffset()) + 7) & ~7L);
-            long done = 0;
-            while (done < inFile) {
-                int n = (int) Math.min(CheckState.PIECE, inFile - done);
-                MemorySegment piece = st.pieceBuf.asSlice(0, n);
-                st.readZeroPadded(bm.tableOffset() + done, piece);
-                for (int i = 0; i < n / 8; i++) {
-                    long e = piece.getAtIndex(CheckState.BE64, i);
-                    long off = e & BME_TABLE_ENTRY_OFFSET_MASK;
-                    if ((e & BME_TABLE_ENTRY_RESERVED_MASK) != 0
-                            || (off != 0 && ((e & 1) != 0 || (off & (st.cs - 1)) != 0))) {
-                        st.corruptions++;
-                        throw bitmapFailure("bitmap table at 0x" + CheckState.hex(bm.tableOffset()) + ": invalid entry 0x"
-                                + CheckState.hex(e));
-                    }
+            if (inFile > 0) {
+                edges.add(new long[] {bm.tableOffset(), 1});
+                edges.add(new long[] {bm.tableOffset() + inFile, -1});
+            }
+        }
+        sweep(edges);
+    }
+
+    /**
+     * Reads every part of the file that bitmap tables cover once, however many tables cover it (a hostile
+     * directory's 65535 bitmaps may all name one table of 8 MiB), and counts each entry's data cluster once per
+     * table that covers it, as QEMU counts it (table by table). Time: the file's size, not the directory's claims.
+     */
+    private void sweep(List<long[]> edges) throws IOException {
+        edges.sort((a, b) -> Long.compare(a[0], b[0]));
+        long covering = 0;
+        int i = 0;
+        while (i < edges.size()) {
+            long pos = edges.get(i)[0];
+            for (; i < edges.size() && edges.get(i)[0] == pos; i++) {
+                covering += edges.get(i)[1];
+            }
+            if (i == edges.size()) {
+                break;
+            }
+            long next = edges.get(i)[0];
+            if (covering > 0) {
+                countEntries(pos, next - pos, covering);
+            }
+        }
+    }
+
+    /** The entries in {@code [from, from + len)} of the file, each data cluster counted {@code tables} times. */
+    private void countEntries(long from, long len, long tables) throws IOException {
+        long done = 0;
+        while (done < len) {
+            int n = (int) Math.min(CheckState.PIECE, len - done);
+            MemorySegment piece = st.pieceBuf.asSlice(0, n);
+            st.readZeroPadded(from + done, piece);
+            for (int i = 0; i < n / 8; i++) {
+                long e = piece.getAtIndex(CheckState.BE64, i);
+                long off = e & BME_TABLE_ENTRY_OFFSET_MASK;
+                if ((e & BME_TABLE_ENTRY_RESERVED_MASK) != 0
+                        || (off != 0 && ((e & 1) != 0 || (off & (st.cs - 1)) != 0))) {
+                    st.corruptions++;
+                    throw bitmapFailure("bitmap table entry at 0x" + CheckState.hex(from + done + 8L * i)
+                            + ": invalid entry 0x" + CheckState.hex(e));
                 }
+            }
+            long was = st.times;
+            st.times = was * tables;
+            try {
                 for (int i = 0; i < n / 8; i++) {
                     long off = piece.getAtIndex(CheckState.BE64, i) & BME_TABLE_ENTRY_OFFSET_MASK;
                     if (off != 0) {
                         st.inc(off, st.cs);
                     }
                 }
-                done += n;
+            } finally {
+                st.times = was;
             }
+            done += n;
         }
     }
 
