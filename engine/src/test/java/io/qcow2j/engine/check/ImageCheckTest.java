@@ -274,10 +274,8 @@ class ImageCheckTest {
 
     @Test
     void damagedBitmapTableFailsTheCheckAsInQemu() throws IOException {
-        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=4096", "64M");
-        Qemu.run(dir, "qemu-img", "bitmap", "--add", "b.qcow2", "b0");
-        Qemu.io(img, "write -P 2 4M 3M");
-        ImagePatcher p = ImagePatcher.of(img);
+        ImagePatcher p = withBitmap(4096, List.of(), "write -P 2 4M 3M");
+        Path img = p.path;
         long dirOffset = p.header.extensions().bitmaps().orElseThrow().directoryOffset();
         long table = p.u64(dirOffset);
         p.put64(table, p.u64(table) | 0x2); // a reserved bit in the first bitmap table entry
@@ -294,10 +292,8 @@ class ImageCheckTest {
     @ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(ints = {512, 4096})
     void bitmapTableOverTheCapFailsTheCheckInOneLine(int clusterSize) throws IOException {
-        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=" + clusterSize, "64M");
-        Qemu.run(dir, "qemu-img", "bitmap", "--add", "b.qcow2", "b0");
-        Qemu.io(img, "write -P 2 4M 1M");
-        ImagePatcher p = ImagePatcher.of(img);
+        ImagePatcher p = withBitmap(clusterSize, List.of(), "write -P 2 4M 1M");
+        Path img = p.path;
         long dirOffset = p.header.extensions().bitmaps().orElseThrow().directoryOffset();
         long cap = BitmapsExtension.maxTableEntries(clusterSize);
         assertThat(cap).isEqualTo(BitmapsExtension.MAX_DATA_SIZE / clusterSize);
@@ -309,6 +305,19 @@ class ImageCheckTest {
                 .isExactlyInstanceOf(Qcow2FormatException.class)
                 .hasMessageContaining("b.qcow2: bitmap directory entry 0 doesn't satisfy the constraints")
                 .message().doesNotContain("\n");
+    }
+
+    /** A 64 MiB image {@code b.qcow2} with one persistent bitmap b0 ({@code extra}: more options to add it), written by {@code io}. */
+    private ImagePatcher withBitmap(int clusterSize, List<String> extra, String... io) {
+        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=" + clusterSize, "64M");
+        List<String> add = new ArrayList<>(List.of("qemu-img", "bitmap", "--add"));
+        add.addAll(extra);
+        add.addAll(List.of("b.qcow2", "b0"));
+        Qemu.run(dir, add.toArray(String[]::new));
+        if (io.length > 0) {
+            Qemu.io(img, io);
+        }
+        return ImagePatcher.of(img);
     }
 
     /** Offset of the bitmaps extension's data in the header cluster. */
@@ -349,10 +358,8 @@ class ImageCheckTest {
      */
     @Test
     void bitmapsSharingATableCountAsQemu() throws IOException {
-        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=512", "64M");
-        Qemu.run(dir, "qemu-img", "bitmap", "--add", "-g", "512", "b.qcow2", "b0");
-        Qemu.io(img, "write -P 2 1M 300k", "write -P 3 40M 64k");
-        ImagePatcher p = ImagePatcher.of(img);
+        ImagePatcher p = withBitmap(512, List.of("-g", "512"), "write -P 2 1M 300k", "write -P 3 40M 64k");
+        Path img = p.path;
         long dirOffset = p.u64(bitmapsExtension(p) + 16);
         assertThat(p.u64(dirOffset)).as("the bitmap has a table").isNotZero();
         repeatFirstBitmap(p, 3, dirOffset); // the directory's cluster holds 96 bytes
@@ -366,9 +373,8 @@ class ImageCheckTest {
      */
     @Test
     void bitmapsNamingOneTableReadItOnce() throws IOException {
-        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=512", "64M");
-        Qemu.run(dir, "qemu-img", "bitmap", "--add", "b.qcow2", "b0");
-        ImagePatcher p = ImagePatcher.of(img);
+        ImagePatcher p = withBitmap(512, List.of());
+        Path img = p.path;
         long dirOffset = p.u64(bitmapsExtension(p) + 16);
         long entries = BitmapsExtension.maxTableEntries(512);
         long table = (p.size() + 511) & ~511L;
