@@ -19,6 +19,13 @@ import java.util.Arrays;
  * (block status) and check it (L1/L2/refcount walking, compressed-cluster decoding, snapshot and bitmap
  * tables); then, on a copy, write, flush and read back; then repair it. The read-only phase must leave the file
  * unchanged, and what was written and flushed must read back. Errors must be {@link IOException}s with one line.
+ *
+ * <p>Nothing outside the image a phase may write is written (issue 15: no write outside the image file): the
+ * target works in a private folder holding only the input, its copy and {@value #BASE}, a real image (the
+ * {@code seed-data} seed) that the {@code seed-backed} seed and its mutations name as their backing file.
+ * After each phase every file of the folder but the one opened read/write has the size, modification time and
+ * SHA-256 it had before, and no file has appeared. (Backing names pointing outside the folder are refused by
+ * {@code untrusted}, which every open here uses.)
  */
 class ImageFuzz {
     /** Only this much of the guest disk is read and mapped, so one input costs milliseconds whatever its size says. */
@@ -28,10 +35,16 @@ class ImageFuzz {
             .l2CacheSize(4096L).refcountCacheSize(4096L).cacheCleanInterval(0).build();
     private static final ImageOptions WRITE = READ.toBuilder().readOnly(false).build();
 
+    /** The backing file of the seeds that name one, inside the folder. */
+    static final String BASE = "base.qcow2";
     private static final Path DIR;
+    private static final byte[] BASE_BYTES;
     static {
         try {
             DIR = Files.createTempDirectory("qcow2j-fuzz");
+            try (var in = ImageFuzz.class.getResourceAsStream("ImageFuzzInputs/image/seed-data")) {
+                BASE_BYTES = in.readAllBytes();
+            }
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -39,14 +52,20 @@ class ImageFuzz {
 
     @FuzzTest(maxDuration = "10m")
     void image(byte[] file) throws IOException {
+        Path base = DIR.resolve(BASE);
+        FolderState.reset(DIR, base, BASE_BYTES);
         Path p = DIR.resolve("input.qcow2");
         Files.write(p, file);
+        FolderState before = FolderState.of(DIR, null);
         readOnly(p, file);
+        before.requireSame(DIR, null, "the read-only phase");
         Path copy = DIR.resolve("copy.qcow2");
         Files.write(copy, file);
         writeAndReadBack(copy);
+        before.requireSame(DIR, copy, "the write phase on " + copy.getFileName());
         Files.write(copy, file);
         repair(copy);
+        before.requireSame(DIR, copy, "the repair of " + copy.getFileName());
     }
 
     private static void readOnly(Path p, byte[] file) throws IOException {

@@ -42,6 +42,29 @@ class ResourceCyclesTest {
                 .filter(b -> b.getName().equals("direct")).mapToLong(BufferPoolMXBean::getMemoryUsed).sum();
     }
 
+    /**
+     * {@link #rssKiB} once it has settled: after {@code System.gc()} G1 reports the smaller committed heap at
+     * once but gives the memory back to the kernel later, from a service thread, so a reading taken at once
+     * counts that memory as native (seen: 90 MiB -> 330 MiB, then 120 MiB a second later). Waits until three
+     * readings 200 ms apart agree within 1 MiB (at most 10 s).
+     */
+    private static long settledRssKiB() throws IOException {
+        long prev = rssKiB();
+        int stable = 0;
+        for (int i = 0; i < 50 && stable < 2; i++) {
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+            long now = rssKiB();
+            stable = Math.abs(now - prev) < 1024 ? stable + 1 : 0;
+            prev = now;
+        }
+        return prev;
+    }
+
     /** Resident memory less the Java heap's committed size: what native allocations (and code) occupy. */
     private static long rssKiB() throws IOException {
         long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted() >> 10;
@@ -51,6 +74,17 @@ class ResourceCyclesTest {
             }
         }
         return -1;
+    }
+
+    /** The kernel's split of resident memory (anonymous, file, shared) and the heap's committed size, in KiB. */
+    private static String rssSplit() throws IOException {
+        StringBuilder b = new StringBuilder();
+        for (String l : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (l.startsWith("RssAnon:") || l.startsWith("RssFile:") || l.startsWith("RssShmem:")) {
+                b.append(l.substring(0, l.indexOf(':'))).append(' ').append(l.replaceAll("[^0-9]", "")).append(", ");
+            }
+        }
+        return b + "heap committed " + (ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted() >> 10);
     }
 
     /** {@code jcmd PID VM.native_memory ARG} when this JVM tracks native memory (NMT), else null. */
@@ -66,6 +100,14 @@ class ResourceCyclesTest {
         } catch (Exception e) {
             return null;
         }
+    }
+
+    /** From an NMT summary.diff line starting with {@code label}: {committed KiB, change since the baseline}. */
+    private static long[] committed(String diff, String label) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(label
+                + "reserved=\\d+KB(?: [+-]\\d+KB)?, committed=(\\d+)KB(?: ([+-]\\d+)KB)?").matcher(diff);
+        return m.find() ? new long[] {Long.parseLong(m.group(1)), m.group(2) == null ? 0 : Long.parseLong(m.group(2))}
+                : new long[] {-1, 0};
     }
 
     @Test
@@ -91,7 +133,8 @@ class ResourceCyclesTest {
                     nmt("baseline"); // first: jcmd's attach opens descriptors of its own
                     fds0 = openFds();
                     native0 = nativeBytes();
-                    rss0 = rssKiB();
+                    rss0 = settledRssKiB();
+                    System.out.println("cycles: baseline after 200: " + rssSplit());
                 }
                 ImageOptions o = configs.get(i % configs.size());
                 try (Qcow2Disk d = Images.openQcow2(img, o)) {
@@ -117,14 +160,24 @@ class ResourceCyclesTest {
             assertThat(m.find()).as("NMT summary has an Other line").isTrue();
             long grew = m.group(1) == null ? 0 : Long.parseLong(m.group(1));
             assertThat(grew).as("native memory (NMT Other) growth in KiB over the cycles").isLessThan(1024);
+            // The figures the README quotes: committed native memory, all of it and FFM's share, at the end and
+            // its change since the baseline taken after the warm-up.
+            long[] total = committed(diff, "Total: ");
+            long[] heap = committed(diff, "Java Heap \\(");
+            long[] other = committed(diff, "Other \\(");
+            System.out.printf("cycles %d: NMT committed outside the Java heap %d KiB (%+d KiB since the baseline), of"
+                    + " which Other (FFM segments) %d KiB (%+d KiB)%n", CYCLES, total[0] - heap[0], total[1] - heap[1],
+                    other[0], other[1]);
         }
+        long rss1 = settledRssKiB();
+        System.out.println("cycles: after " + CYCLES + ": " + rssSplit());
         System.out.printf("cycles %d: fds %d -> %d, direct %d -> %d, rss-heap KiB %d -> %d%n", CYCLES, fds0, openFds(),
-                native0, nativeBytes(), rss0, rssKiB());
+                native0, nativeBytes(), rss0, rss1);
         // Not equal: descriptors the JVM opens and closes on its own (jcmd's attach socket, jar files) come and
         // go between the two counts (seen: 39 -> 36 on a fresh machine). A leak of one per cycle is ~1800 more.
         assertThat(openFds()).as("open file descriptors after %d cycles", CYCLES).isLessThanOrEqualTo(fds0 + 16);
         assertThat(nativeBytes()).as("native memory (direct pool) after the cycles").isLessThanOrEqualTo(native0);
-        assertThat(rssKiB() - rss0).as("resident memory growth (KiB) over the cycles").isLessThan(256 << 10);
+        assertThat(rss1 - rss0).as("resident memory growth (KiB) over the cycles").isLessThan(256 << 10);
         assertThat(Qemu.check(img).clean()).as("qemu-img check").isTrue();
         Qemu.io(img, "read -P 0x11 0 4M");
     }

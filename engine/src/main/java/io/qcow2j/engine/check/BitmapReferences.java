@@ -21,9 +21,10 @@ final class BitmapReferences {
         this.st = st;
     }
 
-    /** QEMU's limits on bitmap directory entries ({@code block/qcow2-bitmap.c}). */
-    private static final long BME_MAX_TABLE_SIZE = 0x8000000L;
-    private static final long BME_MAX_PHYS_SIZE = 0x20000000L;
+    /**
+     * QEMU's limits on bitmap directory entries ({@code block/qcow2-bitmap.c}); those on a table's size are
+     * {@link BitmapsExtension#MAX_TABLE_ENTRIES} and {@link BitmapsExtension#MAX_DATA_SIZE}.
+     */
     private static final int BME_MAX_GRANULARITY_BITS = 31;
     private static final int BME_MIN_GRANULARITY_BITS = 9;
     private static final int BME_MAX_NAME_SIZE = 1023;
@@ -49,6 +50,8 @@ final class BitmapReferences {
         }
         st.inc(ext.directoryOffset(), ext.directorySize());
         List<Bitmap> list = loadBitmapDirectory(ext);
+        // Each table is a reference of its own; its entries are read in one sweep over the file below.
+        List<long[]> edges = new ArrayList<>(); // {file offset, +1 where a table's part inside the file starts, -1 where it ends}
         for (Bitmap bm : list) {
             long bytes = bm.tableSize() * 8;
             st.inc(bm.tableOffset(), bytes);
@@ -56,32 +59,70 @@ final class BitmapReferences {
                 st.corruptions++;
                 throw bitmapFailure("cannot read the bitmap table at 0x" + CheckState.hex(bm.tableOffset()));
             }
-            // The part past the end of the file reads as zeros (unallocated entries, nothing to count): only the
-            // part inside is read, so a hostile directory's 65535 tables of 1 GiB cost what the file holds.
+            // The part past the end of the file reads as zeros (unallocated entries, nothing to count).
             long inFile = Math.min(bytes, (Math.max(0, st.fileSize - bm.tableOffset()) + 7) & ~7L);
-            long done = 0;
-            while (done < inFile) {
-                int n = (int) Math.min(CheckState.PIECE, inFile - done);
-                MemorySegment piece = st.pieceBuf.asSlice(0, n);
-                st.readZeroPadded(bm.tableOffset() + done, piece);
-                for (int i = 0; i < n / 8; i++) {
-                    long e = piece.getAtIndex(CheckState.BE64, i);
-                    long off = e & BME_TABLE_ENTRY_OFFSET_MASK;
-                    if ((e & BME_TABLE_ENTRY_RESERVED_MASK) != 0
-                            || (off != 0 && ((e & 1) != 0 || (off & (st.cs - 1)) != 0))) {
-                        st.corruptions++;
-                        throw bitmapFailure("bitmap table at 0x" + CheckState.hex(bm.tableOffset()) + ": invalid entry 0x"
-                                + CheckState.hex(e));
-                    }
+            if (inFile > 0) {
+                edges.add(new long[] {bm.tableOffset(), 1});
+                edges.add(new long[] {bm.tableOffset() + inFile, -1});
+            }
+        }
+        sweep(edges);
+    }
+
+    /**
+     * Reads every part of the file that bitmap tables cover once, however many tables cover it (a hostile
+     * directory's 65535 bitmaps may all name one table of 8 MiB), and counts each entry's data cluster once per
+     * table that covers it, as QEMU counts it (table by table). Time: the file's size, not the directory's claims.
+     */
+    private void sweep(List<long[]> edges) throws IOException {
+        edges.sort((a, b) -> Long.compare(a[0], b[0]));
+        long covering = 0;
+        int i = 0;
+        while (i < edges.size()) {
+            long pos = edges.get(i)[0];
+            for (; i < edges.size() && edges.get(i)[0] == pos; i++) {
+                covering += edges.get(i)[1];
+            }
+            if (i == edges.size()) {
+                break;
+            }
+            long next = edges.get(i)[0];
+            if (covering > 0) {
+                countEntries(pos, next - pos, covering);
+            }
+        }
+    }
+
+    /** The entries in {@code [from, from + len)} of the file, each data cluster counted {@code tables} times. */
+    private void countEntries(long from, long len, long tables) throws IOException {
+        long done = 0;
+        while (done < len) {
+            int n = (int) Math.min(CheckState.PIECE, len - done);
+            MemorySegment piece = st.pieceBuf.asSlice(0, n);
+            st.readZeroPadded(from + done, piece);
+            for (int i = 0; i < n / 8; i++) {
+                long e = piece.getAtIndex(CheckState.BE64, i);
+                long off = e & BME_TABLE_ENTRY_OFFSET_MASK;
+                if ((e & BME_TABLE_ENTRY_RESERVED_MASK) != 0
+                        || (off != 0 && ((e & 1) != 0 || (off & (st.cs - 1)) != 0))) {
+                    st.corruptions++;
+                    throw bitmapFailure("bitmap table entry at 0x" + CheckState.hex(from + done + 8L * i)
+                            + ": invalid entry 0x" + CheckState.hex(e));
                 }
+            }
+            long was = st.times;
+            st.times = was * tables;
+            try {
                 for (int i = 0; i < n / 8; i++) {
                     long off = piece.getAtIndex(CheckState.BE64, i) & BME_TABLE_ENTRY_OFFSET_MASK;
                     if (off != 0) {
                         st.inc(off, st.cs);
                     }
                 }
-                done += n;
+            } finally {
+                st.times = was;
             }
+            done += n;
         }
     }
 
@@ -151,15 +192,13 @@ final class BitmapReferences {
 
     private boolean validDirEntry(long tableOffset, long tableSize, long flags, int type, int granularity,
             int nameSize) {
-        if (tableSize == 0 || tableOffset == 0 || (tableOffset & (st.cs - 1)) != 0 || tableSize > BME_MAX_TABLE_SIZE
+        if (tableSize == 0 || tableOffset == 0 || (tableOffset & (st.cs - 1)) != 0
+                || tableSize > BitmapsExtension.maxTableEntries(st.cs)
                 || granularity > BME_MAX_GRANULARITY_BITS || granularity < BME_MIN_GRANULARITY_BITS
                 || (flags & BME_RESERVED_FLAGS) != 0 || nameSize > BME_MAX_NAME_SIZE || type != 1) {
             return false;
         }
-        long phys = tableSize * st.cs; // ≤ 2^27 * 2^21
-        if (phys > BME_MAX_PHYS_SIZE) {
-            return false;
-        }
+        long phys = tableSize * st.cs; // ≤ BitmapsExtension.MAX_DATA_SIZE
         long covered = (phys * 8) << granularity; // ≤ 2^32 << 31: fits unsigned
         return Long.compareUnsigned(st.header.virtualSize(), covered) <= 0;
     }

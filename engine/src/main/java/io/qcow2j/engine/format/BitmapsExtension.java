@@ -18,6 +18,23 @@ public record BitmapsExtension(long count, long directorySize, long directoryOff
     public static final int MAX_BITMAPS = 65535;
     /** QEMU's limit on the directory: 1 KiB per bitmap on average. */
     public static final long MAX_DIRECTORY_SIZE = 1024L * MAX_BITMAPS;
+    /**
+     * QEMU's limit on one bitmap's table, in entries (8 bytes each): 2^27. The data limit below is always the
+     * tighter one, since clusters have at least 512 bytes.
+     */
+    public static final long MAX_TABLE_ENTRIES = 1L << 27;
+    /**
+     * QEMU's limit on one bitmap's data: table entries times the cluster size at most 512 MiB. So a table holds
+     * at most {@code MAX_DATA_SIZE / cluster size} entries: 2^20 (8 MiB of table) with 512-byte clusters, 8192
+     * (64 KiB) with 64 KiB clusters.
+     */
+    public static final long MAX_DATA_SIZE = 1L << 29;
+
+    /** The most entries a bitmap table of an image with {@code clusterSize}-byte clusters may have. */
+    public static long maxTableEntries(int clusterSize) {
+        return Math.min(MAX_TABLE_ENTRIES, MAX_DATA_SIZE / clusterSize);
+    }
+
     /** Size of the extension data. */
     public static final int LENGTH = 24;
 }

@@ -33,6 +33,15 @@ public final class CompressedCluster {
         return (int) ((entry >>> offsetBits(clusterBits)) & ((1L << (clusterBits - 8)) - 1));
     }
 
+    /**
+     * The cap on a compressed cluster's input: the sector count field has {@code cluster_bits - 8} bits, so a
+     * descriptor spans at most {@code 2^(cluster_bits - 8)} sectors of 512 bytes, twice the cluster size (4 MiB
+     * with 2 MiB clusters). {@link #compressedSize} never exceeds it; the output is exactly one cluster.
+     */
+    public static int maxCompressedSize(int clusterBits) {
+        return 2 << clusterBits;
+    }
+
     /** Bytes to read at {@link #hostOffset}: from the offset to the end of the last sector. */
     public static int compressedSize(long entry, int clusterBits) {
         long offset = hostOffset(entry, clusterBits);

@@ -151,6 +151,31 @@ class UntrustedBackingTest {
         }
     }
 
+    /**
+     * Without {@code untrusted} the limit is {@link ImageOptions#MAX_CHAIN_DEPTH}: 64 backing files open, the
+     * 65th is a one-line error naming it.
+     */
+    @Test
+    void trustedDepthLimitIs64() throws IOException {
+        assertThat(ImageOptions.MAX_CHAIN_DEPTH).isEqualTo(64);
+        Qemu.run(dir, "qemu-img", "create", "-q", "-f", "qcow2", "t0.qcow2", "1M");
+        Qemu.io(dir.resolve("t0.qcow2"), "write -P 0x42 0 4k");
+        for (int i = 1; i <= 65; i++) {
+            Qemu.run(dir, "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "t" + (i - 1) + ".qcow2",
+                    "-F", "qcow2", "t" + i + ".qcow2", "1M");
+        }
+        try (Disk d = Images.open(dir.resolve("t64.qcow2"), TRUSTED)) { // 64 backing files: the limit
+            MemorySegment m = MemorySegment.ofArray(new byte[4096]);
+            d.read(0, m);
+            assertThat(m.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)).containsOnly((byte) 0x42);
+        }
+        assertThatThrownBy(() -> Images.open(dir.resolve("t65.qcow2"), TRUSTED).close())
+                .isInstanceOf(Qcow2FormatException.class)
+                .satisfies(e -> assertThat(e.getMessage()).doesNotContain("\n")
+                        .contains("t0.qcow2", "deeper than 64"));
+        refused(dir.resolve("t17.qcow2"), "t0.qcow2", "deeper than 16");
+    }
+
     @Test
     void loopIsOneLineNamingTheBackingFile() {
         evil("a.qcow2", "b.qcow2", "qcow2");

@@ -2,12 +2,15 @@ package io.qcow2j.engine.check;
 
 import io.qcow2j.engine.CheckResult;
 import io.qcow2j.engine.ImageOptions;
+import io.qcow2j.engine.format.BitmapsExtension;
 import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.L1Entry;
 import io.qcow2j.engine.format.L2Entry;
+import io.qcow2j.engine.format.Qcow2FormatException;
 import io.qcow2j.engine.format.SubclusterBitmap;
 import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -271,16 +274,118 @@ class ImageCheckTest {
 
     @Test
     void damagedBitmapTableFailsTheCheckAsInQemu() throws IOException {
-        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=4096", "64M");
-        Qemu.run(dir, "qemu-img", "bitmap", "--add", "b.qcow2", "b0");
-        Qemu.io(img, "write -P 2 4M 3M");
-        ImagePatcher p = ImagePatcher.of(img);
+        ImagePatcher p = withBitmap(4096, List.of(), "write -P 2 4M 3M");
+        Path img = p.path;
         long dirOffset = p.header.extensions().bitmaps().orElseThrow().directoryOffset();
         long table = p.u64(dirOffset);
         p.put64(table, p.u64(table) | 0x2); // a reserved bit in the first bitmap table entry
         QemuCheck q = QemuCheck.assertSameAsQemu(img, DEFAULT);
         assertThat(q.exit()).isEqualTo(1);
         assertThat(q.json()).isNull();
+    }
+
+    /**
+     * A bitmap table one entry over the cap ({@link BitmapsExtension#maxTableEntries}: 512 MiB of bitmap data,
+     * so 2^17 entries with 4 KiB clusters, 2^20 with 512-byte ones) fails the check in one line, as it fails
+     * qemu-img's, before any of the table is read.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(ints = {512, 4096})
+    void bitmapTableOverTheCapFailsTheCheckInOneLine(int clusterSize) throws IOException {
+        ImagePatcher p = withBitmap(clusterSize, List.of(), "write -P 2 4M 1M");
+        Path img = p.path;
+        long dirOffset = p.header.extensions().bitmaps().orElseThrow().directoryOffset();
+        long cap = BitmapsExtension.maxTableEntries(clusterSize);
+        assertThat(cap).isEqualTo(BitmapsExtension.MAX_DATA_SIZE / clusterSize);
+        p.write(dirOffset + 8, java.nio.ByteBuffer.allocate(4).putInt((int) (cap + 1)).array()); // table_size
+        QemuCheck q = QemuCheck.assertSameAsQemu(img, DEFAULT);
+        assertThat(q.exit()).isEqualTo(1);
+        assertThat(q.stderr()).contains("doesn't satisfy the constraints");
+        assertThatThrownBy(() -> QemuCheck.ours(img, DEFAULT, new ArrayList<>()))
+                .isExactlyInstanceOf(Qcow2FormatException.class)
+                .hasMessageContaining("b.qcow2: bitmap directory entry 0 doesn't satisfy the constraints")
+                .message().doesNotContain("\n");
+    }
+
+    /** A 64 MiB image {@code b.qcow2} with one persistent bitmap b0 ({@code extra}: more options to add it), written by {@code io}. */
+    private ImagePatcher withBitmap(int clusterSize, List<String> extra, String... io) {
+        Path img = Qemu.create(dir, "b.qcow2", "cluster_size=" + clusterSize, "64M");
+        List<String> add = new ArrayList<>(List.of("qemu-img", "bitmap", "--add"));
+        add.addAll(extra);
+        add.addAll(List.of("b.qcow2", "b0"));
+        Qemu.run(dir, add.toArray(String[]::new));
+        if (io.length > 0) {
+            Qemu.io(img, io);
+        }
+        return ImagePatcher.of(img);
+    }
+
+    /** Offset of the bitmaps extension's data in the header cluster. */
+    private static long bitmapsExtension(ImagePatcher p) {
+        long pos = Integer.toUnsignedLong(p.u32(100)); // header_length
+        while (true) {
+            int type = p.u32(pos);
+            int len = p.u32(pos + 4);
+            if (type == io.qcow2j.engine.format.HeaderExtensions.BITMAPS) {
+                return pos + 8;
+            }
+            assertThat(type).as("end of the extensions before the bitmaps extension").isNotZero();
+            pos += 8 + ((len + 7L) & ~7L);
+        }
+    }
+
+    /** Rewrites the bitmap directory as {@code copies} copies of its first entry (names b0, b1, ...) at {@code at}. */
+    private static void repeatFirstBitmap(ImagePatcher p, int copies, long at) {
+        long ext = bitmapsExtension(p);
+        long dir = p.u64(ext + 16);
+        byte[] entry = p.read(dir, 32); // 24 bytes, a 2-byte name "b0", padding
+        assertThat(entry[18] * 256 + entry[19]).as("name size").isEqualTo(2);
+        java.nio.ByteBuffer d = java.nio.ByteBuffer.allocate(32 * copies);
+        for (int i = 0; i < copies; i++) {
+            d.put(entry);
+            d.put(i * 32 + 24, (byte) ('a' + i / 26 / 26 % 26)).put(i * 32 + 25, (byte) ('a' + i % 26)); // unique names
+            d.put(i * 32 + 18, (byte) 0).put(i * 32 + 19, (byte) 2);
+        }
+        p.write(at, d.array());
+        p.put32(ext, copies);
+        p.put64(ext + 8, 32L * copies);
+        p.put64(ext + 16, at);
+    }
+
+    /**
+     * Bitmaps whose tables overlap count each table's data clusters once per table, as qemu-img counts them, and
+     * check reads each part of the file they cover once: 3 copies of one bitmap, side by side with qemu-img.
+     */
+    @Test
+    void bitmapsSharingATableCountAsQemu() throws IOException {
+        ImagePatcher p = withBitmap(512, List.of("-g", "512"), "write -P 2 1M 300k", "write -P 3 40M 64k");
+        Path img = p.path;
+        long dirOffset = p.u64(bitmapsExtension(p) + 16);
+        assertThat(p.u64(dirOffset)).as("the bitmap has a table").isNotZero();
+        repeatFirstBitmap(p, 3, dirOffset); // the directory's cluster holds 96 bytes
+        QemuCheck q = QemuCheck.assertSameAsQemu(img, DEFAULT, TINY);
+        assertThat(q.exit()).as("the table is referenced 3 times: refcount errors").isNotZero();
+    }
+
+    /**
+     * Time bounded by the file, not by the metadata: 30,000 bitmaps naming one table at its cap (2^20 entries,
+     * 8 MiB of zeros at 512-byte clusters) used to make 30,000 reads of it (240 GiB); the sweep reads it once.
+     */
+    @Test
+    void bitmapsNamingOneTableReadItOnce() throws IOException {
+        ImagePatcher p = withBitmap(512, List.of());
+        Path img = p.path;
+        long dirOffset = p.u64(bitmapsExtension(p) + 16);
+        long entries = BitmapsExtension.maxTableEntries(512);
+        long table = (p.size() + 511) & ~511L;
+        p.write(table + entries * 8 - 8, new byte[8]); // 8 MiB of zero entries (unallocated), a hole in the file
+        p.put64(dirOffset, table);
+        p.put32(dirOffset + 8, (int) entries);
+        repeatFirstBitmap(p, 30_000, table + entries * 8);
+        List<String> lines = new ArrayList<>();
+        CheckResult r = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(30),
+                () -> QemuCheck.ours(img, DEFAULT, lines));
+        assertThat(r.corruptions()).as("the table's clusters: refcount 0, 30,000 references each").isPositive();
     }
 
     @Test
