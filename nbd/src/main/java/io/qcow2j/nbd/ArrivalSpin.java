@@ -63,12 +63,41 @@ final class ArrivalSpin {
         }
     }
 
+    /** The default bound, and the largest one accepted: a longer spin would only burn a core. */
+    static final long DEFAULT_SPIN_NANOS = 50_000;
+    static final long MAX_SPIN_NANOS = 1_000_000;
+
+    /** The bound in use; the first call reads the environment (the server calls it when it starts on TCP). */
+    static long loadBound() {
+        return SPIN_NANOS;
+    }
+
+    /** {@code QCOW2J_NBD_SPIN_NS}, or the default; a bad value is named in one line on stderr, not obeyed. */
     private static long spinNanos() {
         String s = System.getenv("QCOW2J_NBD_SPIN_NS");
         try {
-            return s == null ? 50_000 : Long.parseLong(s);
-        } catch (NumberFormatException e) {
-            return 50_000;
+            return parseSpinNanos(s);
+        } catch (IllegalArgumentException e) {
+            System.err.println("qcow2j: " + e.getMessage());
+            return DEFAULT_SPIN_NANOS;
         }
+    }
+
+    /** The bound {@code value} sets (null: the default); refused unless a whole number of ns in [0, 1 ms]. */
+    static long parseSpinNanos(String value) {
+        if (value == null) {
+            return DEFAULT_SPIN_NANOS;
+        }
+        long n;
+        try {
+            n = Long.parseLong(value.trim());
+        } catch (NumberFormatException e) {
+            n = -1;
+        }
+        if (n < 0 || n > MAX_SPIN_NANOS) {
+            throw new IllegalArgumentException("QCOW2J_NBD_SPIN_NS='" + value + "' ignored: expected nanoseconds from 0 to "
+                    + MAX_SPIN_NANOS + " (0 turns the spin off); spinning up to " + DEFAULT_SPIN_NANOS + " ns");
+        }
+        return n;
     }
 }

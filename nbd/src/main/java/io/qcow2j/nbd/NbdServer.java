@@ -113,6 +113,9 @@ public final class NbdServer implements AutoCloseable {
             throw new IOException("Failed to bind socket " + describe(options.address()) + ": " + e.getMessage(), e);
         }
         bound = listener.getLocalAddress();
+        if (bound instanceof InetSocketAddress) {
+            ArrivalSpin.loadBound(); // reads QCOW2J_NBD_SPIN_NS now: a bad value is named at start, not at the first client
+        }
         acceptor = Thread.ofPlatform().name("nbd-accept").daemon().unstarted(this::acceptLoop);
     }
 

@@ -1,6 +1,7 @@
 package io.qcow2j.nbd;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -56,5 +57,19 @@ class ArrivalSpinTest {
         }
         assertThat(socket.calls - probed).as("a probe that finds its request makes every wait look again")
                 .isGreaterThan(ArrivalSpin.PROBE_EVERY);
+    }
+
+    @Test
+    void theBoundFromTheEnvironmentIsCheckedAndABadOneNamed() {
+        assertThat(ArrivalSpin.parseSpinNanos(null)).isEqualTo(ArrivalSpin.DEFAULT_SPIN_NANOS);
+        assertThat(ArrivalSpin.parseSpinNanos("0")).as("0 turns it off").isZero();
+        assertThat(ArrivalSpin.parseSpinNanos(" 20000 ")).isEqualTo(20_000);
+        assertThat(ArrivalSpin.parseSpinNanos("1000000")).isEqualTo(ArrivalSpin.MAX_SPIN_NANOS);
+        for (String bad : new String[] {"abc", "-1", "1000001", "99999999999999999999", ""}) {
+            assertThatThrownBy(() -> ArrivalSpin.parseSpinNanos(bad)).as(bad)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("QCOW2J_NBD_SPIN_NS='" + bad + "' ignored: expected nanoseconds from 0 to 1000000"
+                            + " (0 turns the spin off); spinning up to 50000 ns");
+        }
     }
 }

@@ -2,6 +2,7 @@ package io.qcow2j.engine.check;
 
 import io.qcow2j.engine.RepairFailedException;
 import io.qcow2j.engine.format.Geometry;
+import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.qcow2.OverlapChecker;
 import io.qcow2j.engine.qcow2.Qcow2Image;
@@ -34,7 +35,7 @@ import java.util.Arrays;
 final class RefcountRebuild {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     /** QEMU's limit on the refcount table (QCOW_MAX_REFTABLE_SIZE): 8 MiB. */
-    private static final long MAX_TABLE_ENTRIES = io.qcow2j.engine.format.Qcow2Header.MAX_REFCOUNT_TABLE_BYTES / 8;
+    private static final long MAX_TABLE_ENTRIES = Qcow2Header.MAX_REFCOUNT_TABLE_BYTES / 8;
 
     private final Qcow2Image image;
     private final PositionalFile file;

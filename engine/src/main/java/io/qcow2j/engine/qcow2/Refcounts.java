@@ -6,6 +6,7 @@ import io.qcow2j.engine.format.CompressedCluster;
 import io.qcow2j.engine.format.Geometry;
 import io.qcow2j.engine.format.L2Entry;
 import io.qcow2j.engine.format.Qcow2FormatException;
+import io.qcow2j.engine.format.Qcow2Header;
 import io.qcow2j.engine.format.RefcountBlock;
 import io.qcow2j.engine.format.RefcountTableEntry;
 import io.qcow2j.ffm.PositionalFile;
@@ -33,7 +34,7 @@ import java.nio.ByteOrder;
 public final class Refcounts {
     private static final ValueLayout.OfLong BE64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.BIG_ENDIAN);
     /** QEMU's limit on the refcount table: 8 MiB of entries. */
-    private static final long MAX_TABLE_ENTRIES = io.qcow2j.engine.format.Qcow2Header.MAX_REFCOUNT_TABLE_BYTES / 8;
+    private static final long MAX_TABLE_ENTRIES = Qcow2Header.MAX_REFCOUNT_TABLE_BYTES / 8;
     /** The corruption an allocation meets when the refcounts call the header free. */
     static final String FREE_HEADER = "refcounts corrupt: cluster 0 (the header) is free and was about to be allocated";
 
