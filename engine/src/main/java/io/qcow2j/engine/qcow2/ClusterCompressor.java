@@ -21,6 +21,10 @@ import java.util.zip.Deflater;
  * than QEMU's window: valid for any reader, but about 9% larger on text and slower (the flushes start a
  * new block, and each 4 KiB starts with no history; measured in docs/BENCHMARKS.md).
  *
+ * <p>A cluster that {@link IncompressibleProbe} finds incompressible is not given to the compressor at all:
+ * the answer is null, as the compressor's would be (or within 0.5% of the cluster; the probe's comment says
+ * why).
+ *
  * <p>zstd: aircompressor v3's {@code ZstdJavaCompressor} (already our zstd decoder's library, maintained,
  * pure Java; see docs/ARCHITECTURE.md for the choice).
  *
@@ -45,6 +49,8 @@ final class ClusterCompressor implements AutoCloseable {
     /** Heap buffers of the java.util.zip and zstd routes. */
     private final byte[] in;
     private final byte[] out;
+    /** Spares the compressor clusters it cannot shrink (random, encrypted, already compressed data). */
+    private final IncompressibleProbe probe = new IncompressibleProbe();
 
     private ClusterCompressor(CompressionType type, int clusterSize, boolean systemZlib) {
         this.type = type;
@@ -87,6 +93,9 @@ final class ClusterCompressor implements AutoCloseable {
      */
     byte[] compress(MemorySegment cluster) {
         int n = (int) cluster.byteSize();
+        if (n == clusterSize && probe.incompressible(cluster)) {
+            return null; // the compressor would fail on it, at about the cost of compressing text
+        }
         if (zlib != null) {
             MemorySegment src = cluster;
             if (!cluster.isNative() || n < clusterSize) {
