@@ -43,67 +43,73 @@ final class IncompressibleProbe {
     private final int[] table = new int[1 << TABLE_BITS];
     /** Positions of the current cluster are stored as {@code base + i}; each cluster moves it past the last. */
     private int base = 1;
-    private final long[] counts = new long[256];
+    private final int[] counts = new int[256];
+    /**
+     * The cluster's bytes, copied once: the one-shot commands run with C1 alone (see the launcher), where a
+     * loop over a heap array is several times faster than the same loop over a memory segment.
+     */
+    private byte[] bytes = new byte[0];
 
     /** Whether {@code cluster} cannot shrink (see the class comment); false when in doubt. */
     boolean incompressible(MemorySegment cluster) {
-        long n = cluster.byteSize();
-        if (n < MIN_CLUSTER || n > Integer.MAX_VALUE / 4) {
+        long size = cluster.byteSize();
+        if (size < MIN_CLUSTER || size > Integer.MAX_VALUE / 4) {
             return false;
         }
-        return entropyBitsPerByte(cluster) >= MIN_BITS_PER_BYTE && repeatedStrings(cluster, n / 1024) <= n / 1024;
+        int n = (int) size;
+        if (bytes.length < n) {
+            bytes = new byte[n];
+        }
+        MemorySegment.copy(cluster, ValueLayout.JAVA_BYTE, 0, bytes, 0, n);
+        return entropyBitsPerByte(bytes, n) >= MIN_BITS_PER_BYTE && repeatedStrings(bytes, n, n / 1024) <= n / 1024;
     }
 
-    /** The order-0 entropy of the cluster's bytes, in bits per byte. */
-    double entropyBitsPerByte(MemorySegment cluster) {
-        Arrays.fill(counts, 0);
-        long n = cluster.byteSize();
-        long i = 0;
-        for (; i + 8 <= n; i += 8) {
-            long v = cluster.get(ValueLayout.JAVA_LONG_UNALIGNED, i);
-            counts[(int) (v & 0xff)]++;
-            counts[(int) ((v >>> 8) & 0xff)]++;
-            counts[(int) ((v >>> 16) & 0xff)]++;
-            counts[(int) ((v >>> 24) & 0xff)]++;
-            counts[(int) ((v >>> 32) & 0xff)]++;
-            counts[(int) ((v >>> 40) & 0xff)]++;
-            counts[(int) ((v >>> 48) & 0xff)]++;
-            counts[(int) (v >>> 56)]++;
-        }
-        for (; i < n; i++) {
-            counts[cluster.get(ValueLayout.JAVA_BYTE, i) & 0xff]++;
+    /** The order-0 entropy of {@code b[0, n)}, in bits per byte. */
+    double entropyBitsPerByte(byte[] b, int n) {
+        int[] c = counts;
+        Arrays.fill(c, 0);
+        for (int i = 0; i < n; i++) {
+            c[b[i] & 0xff]++;
         }
         double sum = 0;
-        for (long c : counts) {
-            if (c > 0) {
-                sum += c * Math.log(c);
+        for (int k : c) {
+            if (k > 0) {
+                sum += k * Math.log(k);
             }
         }
         return (Math.log(n) - sum / n) / Math.log(2);
     }
 
     /**
-     * How many positions start a 4-byte string that also began within {@link #REACH} bytes before; stops
-     * counting once past {@code enough}.
+     * How many positions of {@code b[0, n)} start a 4-byte string that also began within {@link #REACH}
+     * bytes before; stops counting once past {@code enough}.
      */
-    long repeatedStrings(MemorySegment cluster, long enough) {
-        int n = (int) cluster.byteSize();
+    long repeatedStrings(byte[] b, int n, long enough) {
         if ((long) base + n + 1 > Integer.MAX_VALUE) { // positions would overflow: forget them all
             Arrays.fill(table, 0);
             base = 1;
         }
+        int[] t = table;
         long repeats = 0;
-        for (int i = 0; i + 4 <= n; i++) {
-            int v = cluster.get(ValueLayout.JAVA_INT_UNALIGNED, i);
+        int v = 0; // the 4 bytes ending at i, big-endian
+        for (int i = 0; i < n; i++) {
+            v = (v << 8) | (b[i] & 0xff);
+            if (i < 3) {
+                continue;
+            }
+            int at = i - 3;
             int slot = (v * 0x9E3779B1) >>> (32 - TABLE_BITS);
-            int seen = table[slot] - base;
-            table[slot] = base + i;
-            if (seen >= 0 && i - seen <= REACH && cluster.get(ValueLayout.JAVA_INT_UNALIGNED, seen) == v
-                    && ++repeats > enough) {
+            int seen = t[slot] - base;
+            t[slot] = base + at;
+            if (seen >= 0 && at - seen <= REACH && fourBytes(b, seen) == v && ++repeats > enough) {
                 break;
             }
         }
         base += n + 1;
         return repeats;
+    }
+
+    private static int fourBytes(byte[] b, int at) {
+        return (b[at] & 0xff) << 24 | (b[at + 1] & 0xff) << 16 | (b[at + 2] & 0xff) << 8 | (b[at + 3] & 0xff);
     }
 }
