@@ -16,7 +16,7 @@ import java.util.Arrays;
  * frequencies (the entropy coder: Huffman in deflate, FSE in zstd) and repeated strings (LZ77 matches, at
  * most {@value #REACH} bytes back for QEMU's deflate window). A cluster passes as incompressible only if
  * (1) its order-0 entropy is at least {@value #MIN_BITS_PER_BYTE} bits per byte, so no entropy coder of
- * single bytes saves more than {@code n/256} bytes, and (2) at most {@code n/1024} of its positions start
+ * single bytes saves more than {@code n/256} bytes, and (2) about {@code n/1024} or fewer of its positions start
  * a 4-byte string seen in the {@value #REACH} bytes before (matches of 3 bytes save at most a few bits each
  * in deflate and are ignored). Together the compressor could have saved at most ~0.5% of such a cluster,
  * less than deflate's own block and Huffman table overhead on data that dense, so the cluster would have
@@ -38,6 +38,8 @@ final class IncompressibleProbe {
     static final int REACH = 4096;
     /** The table of 4-byte strings' last positions: 2^16 slots, so few are overwritten within the reach. */
     private static final int TABLE_BITS = 16;
+    /** One position in this many is looked up in the table (a power of two). */
+    static final int PROBE_EVERY = 8;
 
     /** Last position (offset by {@link #base}) where a 4-byte string of each hash began; stale below base. */
     private final int[] table = new int[1 << TABLE_BITS];
@@ -81,8 +83,12 @@ final class IncompressibleProbe {
     }
 
     /**
-     * How many positions of {@code b[0, n)} start a 4-byte string that also began within {@link #REACH}
-     * bytes before; stops counting once past {@code enough}.
+     * About how many positions of {@code b[0, n)} start a 4-byte string that also began within
+     * {@link #REACH} bytes before; stops counting once past {@code enough}. Every position's string is
+     * entered in the table, but only one position in {@value #PROBE_EVERY} is looked up (the lookup's
+     * branches are what cost, as a string seen or not in random data is a coin toss), and each hit counts
+     * for {@value #PROBE_EVERY}: a repeated run of k strings is sampled about k/{@value #PROBE_EVERY} times,
+     * so the estimate follows the full count (and a run of {@value #PROBE_EVERY} or more is never missed).
      */
     long repeatedStrings(byte[] b, int n, long enough) {
         if ((long) base + n + 1 > Integer.MAX_VALUE) { // positions would overflow: forget them all
@@ -94,16 +100,16 @@ final class IncompressibleProbe {
         int v = 0; // the 4 bytes ending at i, big-endian
         for (int i = 0; i < n; i++) {
             v = (v << 8) | (b[i] & 0xff);
-            if (i < 3) {
-                continue;
-            }
             int at = i - 3;
             int slot = (v * 0x9E3779B1) >>> (32 - TABLE_BITS);
-            int seen = t[slot] - base;
-            t[slot] = base + at;
-            if (seen >= 0 && at - seen <= REACH && fourBytes(b, seen) == v && ++repeats > enough) {
-                break;
+            if ((at & (PROBE_EVERY - 1)) == 0 && at > 0) {
+                int seen = t[slot] - base;
+                if (seen >= 0 && at - seen <= REACH && fourBytes(b, seen) == v
+                        && (repeats += PROBE_EVERY) > enough) {
+                    break;
+                }
             }
+            t[slot] = base + at; // positions before 0 (the first three) are stored below base: stale
         }
         base += n + 1;
         return repeats;
