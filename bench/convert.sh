@@ -16,6 +16,8 @@
 #                 cmW (-c -m 8 -W), sparse (1 TiB sparse); e.g. --only plain,mW,sparse
 #   --keep        keep DIR and its sources, and reuse them when they are there: split a long run into
 #                 several shorter ones (e.g. under a time-limited lock) without making the source again.
+# QCOW2J_B=PATH   also run a second qcow2j launcher (e.g. another checkout's ./qcow2j) in the same rotation:
+#                 the report adds its medians and the ratio of its time to this checkout's (A/B of two builds).
 set -euo pipefail
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 cd "$root"
@@ -28,13 +30,15 @@ while [ $# -gt 0 ]; do
     --size-mib) size_mib=$2; shift ;;
     --only) only=$2; shift ;;
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "convert.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
   shift
 done
 command -v qemu-img >/dev/null || { echo "convert.sh: qemu-img is needed (apt-get install qemu-utils)" >&2; exit 2; }
 ./qcow2j --version >/dev/null # builds the CLI on first use
+qcow2j_b=${QCOW2J_B:-}
+[ -z "$qcow2j_b" ] || "$qcow2j_b" --version >/dev/null
 mkdir -p "$dir"
 if [ -n "$keep" ]; then trap 'rm -f "$dir/out.qcow2"' EXIT; else trap 'rm -rf "$dir"' EXIT; fi
 src=$dir/src.qcow2
@@ -77,10 +81,14 @@ run() { # tool label src args...
   rm -f "$out"
   sync
   local t0; t0=$(now)
-  if [ "$tool" = qemu ]; then qemu-img convert -O qcow2 "$@" "$from" "$out"; else ./qcow2j convert -O qcow2 "$@" "$from" "$out"; fi
+  case $tool in
+    qemu) qemu-img convert -O qcow2 "$@" "$from" "$out" ;;
+    qcow2j) ./qcow2j convert -O qcow2 "$@" "$from" "$out" ;;
+    B) "$qcow2j_b" convert -O qcow2 "$@" "$from" "$out" ;;
+  esac
   local t1; t1=$(now)
   qemu-img compare -q "$from" "$out" || { echo "convert.sh: $tool $label: output differs from the source" >&2; exit 1; }
-  if [ "$tool" = qcow2j ]; then
+  if [ "$tool" != qemu ]; then
     qemu-img check -q "$out" || { echo "convert.sh: $tool $label: qemu-img check is not clean" >&2; exit 1; }
   fi
   echo "convert.sh: rep $r $tool $label: $(( (t1 - t0) / 1000000 )) ms, $(stat -c %s "$out") bytes" >&2
@@ -110,17 +118,28 @@ for ((r = 0; r < reps; r++)); do
       "-c -m 8 -W") args=(-c -m 8 -W) ;;
       "1 TiB sparse") from=$sparse ;;
     esac
-    if (( r % 2 == 0 )); then run qemu "$label" "$from" "${args[@]}"; run qcow2j "$label" "$from" "${args[@]}"
-    else run qcow2j "$label" "$from" "${args[@]}"; run qemu "$label" "$from" "${args[@]}"; fi
+    tools=(qemu qcow2j); [ -z "$qcow2j_b" ] || tools+=(B)
+    n=${#tools[@]}
+    for ((k = 0; k < n; k++)); do run "${tools[(k + r) % n]}" "$label" "$from" "${args[@]}"; done
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 echo "source: ${size_mib} MiB mixed (random, text, zeros, holes); $reps repetition(s); $(nproc) cores; dir $dir"
 echo "load average (1/5/15 min) at the start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| %-14s | %12s | %12s | %8s | %14s | %14s |\n' flags "qemu-img ms" "qcow2j ms" speedup "qemu-img bytes" "qcow2j bytes"
-printf '|%s|\n' "----------------|--------------|--------------|----------|----------------|----------------"
+printf '| %-14s | %12s | %12s | %8s | %14s | %14s |' flags "qemu-img ms" "qcow2j ms" speedup "qemu-img bytes" "qcow2j bytes"
+[ -z "$qcow2j_b" ] || printf ' %8s | %8s | %8s |' "B ms" "qemu/B" "B/qcow2j"
+printf '\n|%s|' "----------------|--------------|--------------|----------|----------------|----------------"
+[ -z "$qcow2j_b" ] || printf '%s|' "----------|----------|----------"
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 for label in "${labels[@]}"; do
   q=$(echo "${times[qemu,$label]:-}" | median); o=$(echo "${times[qcow2j,$label]:-}" | median)
-  printf '| %-14s | %12s | %12s | %7sx | %14s | %14s |\n' "$label" "$q" "$o" "$(awk -v q="$q" -v o="$o" 'BEGIN {printf "%.2f", q / o}')" \
+  printf '| %-14s | %12s | %12s | %7sx | %14s | %14s |' "$label" "$q" "$o" "$(ratio "$q" "$o")" \
     "${sizes[qemu,$label]:-}" "${sizes[qcow2j,$label]:-}"
+  if [ -n "$qcow2j_b" ]; then
+    b=$(echo "${times[B,$label]:-}" | median)
+    printf ' %8s | %7sx | %7sx |' "$b" "$(ratio "$q" "$b")" "$(ratio "$b" "$o")"
+  fi
+  echo
 done
+[ -z "$qcow2j_b" ] || echo "B: $qcow2j_b; B/qcow2j above 1: this checkout is faster than B"
