@@ -16,7 +16,9 @@
 # transport: its file plugin serves bytes with no format in between, the qcow2 file itself for the reads (a
 # fully allocated image is its data plus a little metadata), and for the writes a raw file of the same
 # virtual size (fully written, or new and sparse for the allocating writes), since writing the raw bytes of
-# a qcow2 file would break it. --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
+# a qcow2 file would break it. nbdkit-null (add it to --servers) is nbdkit's null plugin: no storage at all,
+# writes dropped and reads answered with zeros, so it measures what the client and the transport alone allow
+# (the most any server could reach). --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
 # minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
@@ -66,6 +68,10 @@ start_server() {
   elif [ "$server" = nbdkit ]; then
     if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
     nbdkit -f "${addr[@]}" file "file=$img" 2> "$results/nbdkit.err" &
+  elif [ "$server" = nbdkit-null ]; then
+    # no storage at all (writes dropped, reads are zeros): what the client and the transport alone allow
+    if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
+    nbdkit -f "${addr[@]}" null "size=$size" 2> "$results/nbdkit-null.err" &
   else
     qemu-nbd "${addr[@]}" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$img" 2> "$results/qemu-nbd.err" &
   fi
@@ -134,7 +140,7 @@ done
 python3 - "$tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit", "qcow2j-b") if any(r["server"] == s for r in rows)]
+servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit", "nbdkit-null", "qcow2j-b") if any(r["server"] == s for r in rows)]
 keys = sorted({(r["scenario"], r["transport"]) for r in rows}, key=lambda k: (k[1], k[0]))
 ratios = [o for o in ("qemu-nbd", "nbdkit", "qcow2j-b") if o in servers and "qcow2j" in servers]
 print("| scenario | transport | " + " | ".join(s + " IOPS" for s in servers)
