@@ -76,6 +76,6 @@ final class CompareCommand implements Callable<Integer> {
     private static ImageSource.Chain open(String file, String format, ImageOptions o) throws IOException {
         ImageSource s = new ImageSource();
         s.format = format;
-        return ImageSource.openChain(s.spec(file, o));
+        return s.openGuestDisk(file, o);
     }
 }

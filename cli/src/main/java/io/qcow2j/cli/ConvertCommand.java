@@ -2,8 +2,8 @@ package io.qcow2j.cli;
 
 import io.qcow2j.engine.CacheMode;
 import io.qcow2j.engine.ChainStatus;
+import io.qcow2j.engine.Disk;
 import io.qcow2j.engine.ImageOptions;
-import io.qcow2j.engine.Qcow2Disk;
 import io.qcow2j.engine.SnapshotRef;
 import io.qcow2j.engine.Sizes;
 import io.qcow2j.ffm.AlignedFile;
@@ -151,7 +151,7 @@ final class ConvertCommand implements Callable<Integer> {
         try {
             for (int i = 0; i < sources.size(); i++) {
                 ImageOptions.Builder o = Main.imageOptions().cacheMode(srcCache);
-                chains.add(ImageSource.openChain(source.spec(sources.get(i), (i == 0 ? o.snapshot(snap) : o).build())));
+                chains.add(source.openGuestDisk(sources.get(i), (i == 0 ? o.snapshot(snap) : o).build()));
             }
             convert(chains, Path.of(dst), dstCache, prealloc, new Progress(out, progress && Progress.onTerminal()));
         } finally {
@@ -248,7 +248,7 @@ final class ConvertCommand implements Callable<Integer> {
             progress.set(0);
             long base = 0;
             for (ImageSource.Chain chain : chains) {
-                Qcow2Disk img = chain.top();
+                Disk img = chain.top();
                 ChainStatus layer = new ChainStatus(chain.layers(), chain.names());
                 long offset = 0;
                 while (offset < img.size()) {
@@ -277,7 +277,7 @@ final class ConvertCommand implements Callable<Integer> {
      * Reads a data extent of {@code img} (which starts at {@code base} in the output) and writes its blocks
      * that are not all zeros; zero blocks stay holes. Blocks are aligned in the output, as qemu-img's.
      */
-    private static void copy(Qcow2Disk img, long base, AlignedFile out, long start, long length, MemorySegment buf,
+    private static void copy(Disk img, long base, AlignedFile out, long start, long length, MemorySegment buf,
             MemorySegment zeros, CacheMode cache, Progress progress, long size) throws IOException {
         long at = base + start;
         long end = base + start + length;

@@ -28,7 +28,8 @@ import picocli.CommandLine.Option;
 final class ImageSource {
     private static final int QCOW2_MAGIC = 0x514649fb;
 
-    @Option(names = "-f", paramLabel = "FMT", description = "Format of the image: qcow2 (the only one qcow2j opens).")
+    @Option(names = "-f", paramLabel = "FMT", description = "Format of the image: qcow2; convert, compare and measure"
+            + " also read raw (without -f, a file without the qcow2 magic is raw, as qemu-img probes).")
     String format;
 
     @Option(names = "--image-opts", description = "IMAGE is an option string: driver=qcow2,file.filename=FILE,"
@@ -111,6 +112,38 @@ final class ImageSource {
         };
     }
 
+    /**
+     * Opens a guest disk for reading, for the commands that read one whatever its format (convert, compare,
+     * measure): a qcow2 image and its backing chain, or a raw file, with {@code -f raw} or, without {@code -f},
+     * when the file does not start with the qcow2 magic (qemu-img's probe; read-only, so it warns of nothing).
+     * {@code -f raw} on a file with the qcow2 magic is refused: the engine would open it as qcow2.
+     */
+    Chain openGuestDisk(String image, ImageOptions base) throws IOException {
+        boolean raw = "raw".equals(format);
+        if (!imageOpts && (raw || format == null)) {
+            checkFile(image);
+            boolean qcow2 = hasQcow2Magic(image);
+            if (raw && qcow2) {
+                throw new OpenFailure(image, "-f raw on a qcow2 image is not supported (qcow2j would open it as"
+                        + " qcow2)", false, null);
+            }
+            if (!qcow2) {
+                if (base.snapshot() != null) { // convert -l: qemu-img's words
+                    throw new CommandFailure("Failed to load snapshot: Block format 'raw' used by device '' does not"
+                            + " support temporarily loading internal snapshots");
+                }
+                Disk d;
+                try {
+                    d = Images.open(Path.of(image), base.toBuilder().readOnly(true).build());
+                } catch (IOException | RuntimeException e) {
+                    throw new OpenFailure(image, reason(image, e), false, e);
+                }
+                return new Chain(d, List.of(d), List.of(image));
+            }
+        }
+        return openChain(spec(image, base));
+    }
+
     /** Opens a qcow2 image and its backing chain for reading. */
     static Chain openChain(Spec spec) throws IOException {
         return spec.relabel(() -> openChain(spec.filename(), spec.options()));
@@ -171,6 +204,13 @@ final class ImageSource {
      */
     static void checkQcow2File(String name) {
         checkFile(name);
+        if (!hasQcow2Magic(name)) {
+            throw new OpenFailure(name, "Image is not in qcow2 format", false, null);
+        }
+    }
+
+    /** Whether the file {@code name} (which exists) starts with the qcow2 magic. */
+    private static boolean hasQcow2Magic(String name) {
         byte[] head;
         try (InputStream in = Files.newInputStream(Path.of(name))) {
             head = in.readNBytes(4);
@@ -179,10 +219,8 @@ final class ImageSource {
         } catch (IOException e) {
             throw new OpenFailure(name, Main.describe(e), true, e);
         }
-        if (head.length < 4 || ((head[0] & 0xff) << 24 | (head[1] & 0xff) << 16 | (head[2] & 0xff) << 8
-                | (head[3] & 0xff)) != QCOW2_MAGIC) {
-            throw new OpenFailure(name, "Image is not in qcow2 format", false, null);
-        }
+        return head.length == 4 && ((head[0] & 0xff) << 24 | (head[1] & 0xff) << 16 | (head[2] & 0xff) << 8
+                | (head[3] & 0xff)) == QCOW2_MAGIC;
     }
 
     /** The file exists and is a regular file, else qemu-img's words for it. */
@@ -223,8 +261,11 @@ final class ImageSource {
         return slash < 0 ? name : base.substring(0, slash + 1) + name;
     }
 
-    /** An open image and its backing chain, each with the name {@code qemu-img} shows for it. */
-    record Chain(Qcow2Disk top, List<Disk> layers, List<String> names) implements AutoCloseable {
+    /**
+     * An open image and its backing chain, each with the name {@code qemu-img} shows for it; {@code top} is a
+     * {@link Qcow2Disk} unless {@link #openGuestDisk} opened a raw file.
+     */
+    record Chain(Disk top, List<Disk> layers, List<String> names) implements AutoCloseable {
         static Chain of(Qcow2Disk top, String name) {
             List<Disk> layers = new ArrayList<>();
             List<String> names = new ArrayList<>();

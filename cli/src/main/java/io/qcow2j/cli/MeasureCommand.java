@@ -68,8 +68,7 @@ final class MeasureCommand implements Callable<Integer> {
         if (file == null) {
             m = measure(null, n);
         } else {
-            try (ImageSource.Chain c = ImageSource.openChain(source.spec(file,
-                    Main.imageOptions().readOnly(true).build()))) {
+            try (ImageSource.Chain c = source.openGuestDisk(file, Main.imageOptions().readOnly(true).build())) {
                 m = measure(c, c.top().size());
             }
         }

@@ -91,7 +91,7 @@ final class Qcow2Output {
             List<Disk> disks = new ArrayList<>();
             for (String name : sources) {
                 ImageOptions o = chains.isEmpty() ? srcOptions.toBuilder().snapshot(snapshot).build() : srcOptions;
-                ImageSource.Chain chain = ImageSource.openChain(c.source.spec(name, o));
+                ImageSource.Chain chain = c.source.openGuestDisk(name, o);
                 chains.add(chain);
                 disks.add(chain.top());
             }
