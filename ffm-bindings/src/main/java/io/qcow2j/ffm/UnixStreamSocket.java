@@ -46,8 +46,13 @@ public final class UnixStreamSocket implements ByteChannel, GatheringByteChannel
     private final int fd;
     /** What error messages call this socket (the listener's path). */
     private final String name;
-    /** This socket's native memory; closed with the descriptor. */
-    private final Arena arena = Arena.ofShared();
+    /**
+     * This socket's native memory (a few KiB, 256 KiB more per side once large heap buffers come), freed
+     * with the socket object. Not a shared arena closed with the descriptor: closing one waits on a
+     * handshake with every thread of the JVM, which a server with a thousand connections (two threads each)
+     * would pay per connection.
+     */
+    private final Arena arena = Arena.ofAuto();
     private final FdLifetime life;
     private final ReentrantLock reading = new ReentrantLock();
     private final ReentrantLock writing = new ReentrantLock();
@@ -272,7 +277,6 @@ public final class UnixStreamSocket implements ByteChannel, GatheringByteChannel
         } catch (ErrnoException e) {
             // Linux frees the descriptor even when close fails: nothing to retry
         }
-        arena.close();
     }
 
     private MemorySegment readStage(long want) {
