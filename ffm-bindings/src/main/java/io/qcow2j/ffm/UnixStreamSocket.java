@@ -108,7 +108,7 @@ public final class UnixStreamSocket implements ByteChannel, GatheringByteChannel
                     if (dst.isDirect()) {
                         n = SocketCalls.read(fd, MemorySegment.ofBuffer(dst), want);
                     } else {
-                        MemorySegment stage = readStage(want);
+                        MemorySegment stage = readStage = stage(readStage, want);
                         n = SocketCalls.read(fd, stage, Math.min(want, stage.byteSize()));
                         if (n > 0) {
                             MemorySegment.copy(stage, 0, MemorySegment.ofBuffer(dst), 0, n);
@@ -174,7 +174,7 @@ public final class UnixStreamSocket implements ByteChannel, GatheringByteChannel
                             base = MemorySegment.ofBuffer(b).address();
                         } else {
                             if (stage == null) {
-                                stage = writeStage(heapBytes(srcs, i, offset + length));
+                                stage = writeStage = stage(writeStage, heapBytes(srcs, i, offset + length));
                             }
                             len = Math.min(rem, stage.byteSize() - staged);
                             if (len == 0) {
@@ -277,16 +277,6 @@ public final class UnixStreamSocket implements ByteChannel, GatheringByteChannel
         } catch (ErrnoException e) {
             // Linux frees the descriptor even when close fails: nothing to retry
         }
-    }
-
-    private MemorySegment readStage(long want) {
-        readStage = stage(readStage, want);
-        return readStage;
-    }
-
-    private MemorySegment writeStage(long want) {
-        writeStage = stage(writeStage, want);
-        return writeStage;
     }
 
     /** {@code current}, or a larger one when {@code want} needs it: at most two allocations per side. */

@@ -15,28 +15,43 @@ import java.nio.channels.SocketChannel;
  * Unix-domain channel cannot say how many bytes have arrived, which {@link ArrivalSpin} asks). Blocking,
  * one reader and any number of writers at once.
  */
-interface Transport extends ByteChannel, GatheringByteChannel {
-    /** Bytes that have arrived and wait to be read ({@code FIONREAD}); never blocks. */
-    int available() throws IOException;
+final class Transport implements ByteChannel, GatheringByteChannel {
+    /** A call on the socket that may fail. */
+    @FunctionalInterface
+    private interface Call {
+        void run() throws IOException;
+    }
 
-    /** Ends input: a blocked or later read sees end of input; replies can still be written. */
-    void shutdownInput() throws IOException;
+    /** The socket: a channel both ways, with gathering writes (SocketChannel and UnixStreamSocket are). */
+    private final ByteChannel ch;
+    private final GatheringByteChannel gathering;
+    private final ArrivalSpin.Arrived arrived;
+    private final Call shutdownInput;
+    private final java.util.function.Supplier<String> remote;
+    private final boolean pinsCarrier;
 
-    /** The client, as log lines name it. */
-    String remote();
-
-    /**
-     * Whether a blocking call here is a plain system call, which on a virtual thread pins its carrier for as
-     * long as the peer keeps it waiting (the JDK's own channels park a virtual thread instead): then a thread
-     * that may wait on a client that does not read must be a platform thread.
-     */
-    boolean pinsCarrier();
+    private <C extends ByteChannel & GatheringByteChannel> Transport(C ch, ArrivalSpin.Arrived arrived,
+            Call shutdownInput, java.util.function.Supplier<String> remote, boolean pinsCarrier) {
+        this.ch = ch;
+        this.gathering = ch;
+        this.arrived = arrived;
+        this.shutdownInput = shutdownInput;
+        this.remote = remote;
+        this.pinsCarrier = pinsCarrier;
+    }
 
     /** A TCP connection, with Nagle's delay off (each reply is one gathering write: nothing to coalesce). */
     static Transport tcp(SocketChannel c) throws IOException {
         try {
             c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-            return new Tcp(c, c.socket().getInputStream());
+            InputStream in = c.socket().getInputStream(); // available(): the channel has none of its own
+            return new Transport(c, in::available, c::shutdownInput, () -> {
+                try {
+                    return String.valueOf(c.getRemoteAddress());
+                } catch (IOException e) {
+                    return "?";
+                }
+            }, false);
         } catch (IOException | RuntimeException e) {
             c.close();
             throw e;
@@ -45,115 +60,60 @@ interface Transport extends ByteChannel, GatheringByteChannel {
 
     /** A Unix-socket connection. */
     static Transport unix(UnixStreamSocket s) {
-        return new Unix(s);
+        return new Transport(s, s::available, s::shutdownInput, s::toString, true);
     }
 
-    /** {@code available()} through the socket's input stream (the channel has none of its own). */
-    record Tcp(SocketChannel ch, InputStream stream) implements Transport {
-        @Override
-        public int read(ByteBuffer dst) throws IOException {
-            return ch.read(dst);
-        }
-
-        @Override
-        public int write(ByteBuffer src) throws IOException {
-            return ch.write(src);
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
-            return ch.write(srcs, offset, length);
-        }
-
-        @Override
-        public long write(ByteBuffer[] srcs) throws IOException {
-            return ch.write(srcs);
-        }
-
-        @Override
-        public int available() throws IOException {
-            return stream.available();
-        }
-
-        @Override
-        public void shutdownInput() throws IOException {
-            ch.shutdownInput();
-        }
-
-        @Override
-        public String remote() {
-            try {
-                return String.valueOf(ch.getRemoteAddress());
-            } catch (IOException e) {
-                return "?";
-            }
-        }
-
-        @Override
-        public boolean pinsCarrier() {
-            return false;
-        }
-
-        @Override
-        public boolean isOpen() {
-            return ch.isOpen();
-        }
-
-        @Override
-        public void close() throws IOException {
-            ch.close();
-        }
+    /** Bytes that have arrived and wait to be read ({@code FIONREAD}); never blocks. */
+    int available() throws IOException {
+        return arrived.available();
     }
 
-    record Unix(UnixStreamSocket s) implements Transport {
-        @Override
-        public int read(ByteBuffer dst) throws IOException {
-            return s.read(dst);
-        }
+    /** Ends input: a blocked or later read sees end of input; replies can still be written. */
+    void shutdownInput() throws IOException {
+        shutdownInput.run();
+    }
 
-        @Override
-        public int write(ByteBuffer src) throws IOException {
-            return s.write(src);
-        }
+    /** The client, as log lines name it. */
+    String remote() {
+        return remote.get();
+    }
 
-        @Override
-        public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
-            return s.write(srcs, offset, length);
-        }
+    /**
+     * Whether a blocking call here is a plain system call, which on a virtual thread pins its carrier for as
+     * long as the peer keeps it waiting (the JDK's own channels park a virtual thread instead): then a thread
+     * that may wait on a client that does not read must be a platform thread.
+     */
+    boolean pinsCarrier() {
+        return pinsCarrier;
+    }
 
-        @Override
-        public long write(ByteBuffer[] srcs) throws IOException {
-            return s.write(srcs);
-        }
+    @Override
+    public int read(ByteBuffer dst) throws IOException {
+        return ch.read(dst);
+    }
 
-        @Override
-        public int available() throws IOException {
-            return s.available();
-        }
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+        return ch.write(src);
+    }
 
-        @Override
-        public void shutdownInput() throws IOException {
-            s.shutdownInput();
-        }
+    @Override
+    public long write(ByteBuffer[] srcs, int offset, int length) throws IOException {
+        return gathering.write(srcs, offset, length);
+    }
 
-        @Override
-        public String remote() {
-            return s.toString();
-        }
+    @Override
+    public long write(ByteBuffer[] srcs) throws IOException {
+        return gathering.write(srcs);
+    }
 
-        @Override
-        public boolean pinsCarrier() {
-            return true;
-        }
+    @Override
+    public boolean isOpen() {
+        return ch.isOpen();
+    }
 
-        @Override
-        public boolean isOpen() {
-            return s.isOpen();
-        }
-
-        @Override
-        public void close() {
-            s.close();
-        }
+    @Override
+    public void close() throws IOException {
+        ch.close();
     }
 }
