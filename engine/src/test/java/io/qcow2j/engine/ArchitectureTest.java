@@ -108,20 +108,25 @@ class ArchitectureTest {
         }
     }
 
-    /** The NBD server (module nbd) is a client of the engine's API like any embedder: nothing internal. */
+    /**
+     * The NBD server (module nbd) is a client of the engine's API like any embedder: nothing internal. The one
+     * exception is the bindings' Unix-domain sockets (the JDK's cannot say what has arrived, which the
+     * server's arrival spin asks), read through the engine's transitive dependency: no other class of them.
+     */
     @Test
     void theNbdServerUsesOnlyTheEnginesApiAndStaysSmall() throws IOException {
         Path nbd = Path.of("../nbd/src/main/java");
         assertThat(Files.readString(nbd.resolve("module-info.java")))
                 .contains("requires io.qcow2j.engine;", "exports io.qcow2j.nbd;").doesNotContain("requires io.qcow2j.ffm");
-        Pattern anyImport = Pattern.compile("^import (?:static )?(io\\.qcow2j\\.[\\w.]*?)\\.[A-Z][\\w.]*;", Pattern.MULTILINE);
+        Pattern anyImport = Pattern.compile("^import (?:static )?((io\\.qcow2j\\.[\\w.]*?)\\.[A-Z][\\w.]*);", Pattern.MULTILINE);
+        List<String> sockets = List.of("io.qcow2j.ffm.UnixServerSocket", "io.qcow2j.ffm.UnixStreamSocket");
         List<String> violations = new ArrayList<>();
         try (Stream<Path> s = Files.walk(nbd.resolve("io/qcow2j/nbd"))) {
             for (Path f : s.filter(p -> p.toString().endsWith(".java")).toList()) {
                 String text = Files.readString(f);
                 Matcher m = anyImport.matcher(text);
                 while (m.find()) {
-                    if (!m.group(1).equals(ROOT) && !m.group(1).equals("io.qcow2j.nbd")) {
+                    if (!m.group(2).equals(ROOT) && !m.group(2).equals("io.qcow2j.nbd") && !sockets.contains(m.group(1))) {
                         violations.add(f.getFileName() + " uses " + m.group(1));
                     }
                 }

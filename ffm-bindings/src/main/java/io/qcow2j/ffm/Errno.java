@@ -28,6 +28,12 @@ public final class Errno {
     public static final int EOVERFLOW = 75;
     public static final int EOPNOTSUPP = 95;
     public static final int EDQUOT = 122;
+    public static final int EPIPE = 32;
+    public static final int EADDRINUSE = 98;
+    public static final int ECONNABORTED = 103;
+    public static final int ECONNRESET = 104;
+    public static final int ENOTCONN = 107;
+    public static final int ECONNREFUSED = 111;
 
     private static final String[] NAMES = new String[134];
 
@@ -40,7 +46,8 @@ public final class Errno {
             "26", "ETXTBSY", "27", "EFBIG", "28", "ENOSPC", "29", "ESPIPE", "30", "EROFS", "31", "EMLINK",
             "32", "EPIPE", "33", "EDOM", "34", "ERANGE", "35", "EDEADLK", "36", "ENAMETOOLONG",
             "37", "ENOLCK", "38", "ENOSYS", "39", "ENOTEMPTY", "40", "ELOOP", "61", "ENODATA",
-            "75", "EOVERFLOW", "95", "EOPNOTSUPP", "110", "ETIMEDOUT", "116", "ESTALE", "121", "EREMOTEIO",
+            "75", "EOVERFLOW", "95", "EOPNOTSUPP", "98", "EADDRINUSE", "103", "ECONNABORTED",
+            "104", "ECONNRESET", "107", "ENOTCONN", "111", "ECONNREFUSED", "110", "ETIMEDOUT", "116", "ESTALE", "121", "EREMOTEIO",
             "122", "EDQUOT", "125", "ECANCELED", "133", "EHWPOISON"
         };
         for (int i = 0; i < pairs.length; i += 2) {

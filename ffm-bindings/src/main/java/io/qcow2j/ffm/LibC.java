@@ -30,7 +30,7 @@ public final class LibC {
     private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO =
             CAPTURE_LAYOUT.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+    static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
 
     /** Per-thread errno capture state; freed with the thread (auto arena). */
     private static final ThreadLocal<MemorySegment> CALL_STATE =
@@ -158,22 +158,22 @@ public final class LibC {
 
     private LibC() {}
 
-    private static MethodHandle handle(String name, FunctionDescriptor fd, Linker.Option... options) {
+    static MethodHandle handle(String name, FunctionDescriptor fd, Linker.Option... options) {
         MemorySegment symbol = LIBC.find(name)
                 .orElseThrow(() -> new UnsupportedOperationException("libc has no symbol '" + name + "'"));
         return LINKER.downcallHandle(symbol, fd, options);
     }
 
-    private static MemorySegment state() {
+    static MemorySegment state() {
         return CALL_STATE.get();
     }
 
-    private static int errno(MemorySegment state) {
+    static int errno(MemorySegment state) {
         return (int) ERRNO.get(state, 0L);
     }
 
     /** Wraps a Throwable escaping invokeExact; only Errors and RuntimeExceptions can, by signature. */
-    private static RuntimeException rethrow(Throwable t) {
+    static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException r) {
             throw r;
         }

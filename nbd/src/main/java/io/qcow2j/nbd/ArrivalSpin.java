@@ -1,7 +1,6 @@
 package io.qcow2j.nbd;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -16,8 +15,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * spins in a row that found nothing (a client slower than the spin, or idle) only one wait in
  * {@link #PROBE_EVERY} spins until one finds its request again; and at most one connection less than the
  * machine has processors spins at once, so spinners never take every core from the clients and the disk.
- * Only plain TCP connections spin: a Unix socket channel offers no such query ({@code available()}), and a
- * TLS record may arrive in parts.
+ * Plain connections spin, TCP and Unix socket alike ({@link Transport#available()}: the JDK's input stream
+ * of a TCP socket, our own {@code FIONREAD} on a Unix socket, whose JDK channel offers no such query); TLS
+ * connections do not: a record may arrive in parts, and bytes waiting need not make a whole request.
  */
 final class ArrivalSpin {
     /** The longest one wait spins (a depth-1 client's next request comes well within it). */
@@ -30,12 +30,18 @@ final class ArrivalSpin {
     private static final AtomicInteger SPINNING = new AtomicInteger();
     private static final int MAX_SPINNING = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
 
-    private final InputStream socket;
+    /** What the spin asks: the bytes that have arrived on the socket, without waiting. */
+    @FunctionalInterface
+    interface Arrived {
+        int available() throws IOException;
+    }
+
+    private final Arrived socket;
     private int misses;
     private int waits;
 
-    /** {@code socket}: the connection's input stream, asked only for {@link InputStream#available()}. */
-    ArrivalSpin(InputStream socket) {
+    /** {@code socket}: the connection's socket ({@link Transport#available()}). */
+    ArrivalSpin(Arrived socket) {
         this.socket = socket;
     }
 

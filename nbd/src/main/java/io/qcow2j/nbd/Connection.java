@@ -4,11 +4,9 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 
 import java.io.EOFException;
 import java.io.IOException;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
@@ -54,7 +52,7 @@ final class Connection {
     /** One pipelined request of a slow kind in this many is served inline, to measure it again. */
     static final int PROBE_EVERY = 32;
 
-    private final SocketChannel ch;
+    private final Transport ch;
     private final Export export;
     /** The server's TLS credentials, or null. */
     private final TlsCredentials tls;
@@ -75,7 +73,7 @@ final class Connection {
     /** The reply writer, once in the transmission phase. */
     private volatile ReplyWriter out;
 
-    Connection(SocketChannel ch, Export export, TlsCredentials tls, MemoryBudget shared, Consumer<String> log) {
+    Connection(Transport ch, Export export, TlsCredentials tls, MemoryBudget shared, Consumer<String> log) {
         this.ch = ch;
         this.export = export;
         this.tls = tls;
@@ -101,11 +99,7 @@ final class Connection {
     }
 
     String remote() {
-        try {
-            return String.valueOf(ch.getRemoteAddress());
-        } catch (IOException e) {
-            return "?";
-        }
+        return ch.remote();
     }
 
     /** Serves the client until it leaves or the server stops; closes the socket. Never throws. */
@@ -147,7 +141,10 @@ final class Connection {
 
     private void transmit(Handshake.Result session) throws IOException {
         ByteChannel in = session.in();
-        ReplyWriter replies = new ReplyWriter(session.out(), e -> close());
+        // The writer of a socket whose writes pin a virtual thread's carrier is a platform thread: a client
+        // that reads no replies would otherwise hold a carrier (of the machine's few) for as long as it likes.
+        Thread.Builder writer = ch.pinsCarrier() ? Thread.ofPlatform().daemon() : Thread.ofVirtual();
+        ReplyWriter replies = new ReplyWriter(session.out(), e -> close(), writer);
         out = replies;
         RequestReader requests = new RequestReader(in, replies::flushHeld, spin(in));
         BufferPool buffers = new BufferPool();
@@ -224,12 +221,9 @@ final class Connection {
         }
     }
 
-    /** The reader's spin before it blocks: on a plain TCP connection only (see {@link ArrivalSpin}). */
-    private static ArrivalSpin spin(ByteChannel in) throws IOException {
-        if (in instanceof SocketChannel sc && sc.getRemoteAddress() instanceof InetSocketAddress) {
-            return new ArrivalSpin(sc.socket().getInputStream());
-        }
-        return null;
+    /** The reader's spin before it blocks: on a plain socket, not through TLS (see {@link ArrivalSpin}). */
+    private static ArrivalSpin spin(ByteChannel in) {
+        return in instanceof Transport t ? new ArrivalSpin(t::available) : null;
     }
 
     /** Serves {@code r} inline or starts it asynchronously (see the class comment for which). */

@@ -6,7 +6,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.GatheringByteChannel;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,7 +38,7 @@ final class Handshake {
         }
     }
 
-    private final SocketChannel socket;
+    private final Transport socket;
     private final TlsCredentials tls;
     /** The socket until STARTTLS, then the TLS channel over it (both directions: {@link #out} is the same). */
     private ByteChannel ch;
@@ -52,7 +51,7 @@ final class Handshake {
     private boolean allocationDepth;
 
     /** {@code tls}: the server's credentials, or null for a server without TLS. */
-    Handshake(SocketChannel socket, Export export, TlsCredentials tls) {
+    Handshake(Transport socket, Export export, TlsCredentials tls) {
         this.socket = socket;
         this.ch = socket;
         this.out = socket;

@@ -1,5 +1,6 @@
 package io.qcow2j.nbd;
 
+import io.qcow2j.ffm.UnixServerSocket;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
@@ -8,7 +9,6 @@ import java.net.StandardSocketOptions;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -31,7 +31,10 @@ import java.util.function.Consumer;
  *
  * <p>Threads: one platform thread accepts; each connection reads and serves its requests on a platform
  * thread of its own, and writes the replies of requests that went through the disk's asynchronous API on a
- * virtual one ({@link Connection}, {@link ReplyWriter}, {@link RequestDispatcher}). All connections share
+ * virtual one, or on a platform one for a Unix socket, whose blocking writes would pin a virtual thread's
+ * carrier ({@link Connection}, {@link ReplyWriter}, {@link RequestDispatcher}, {@link Transport}). TCP goes
+ * through the JDK's channels, a Unix socket through our own ({@code io.qcow2j.ffm.UnixServerSocket}): the
+ * JDK's cannot tell how many bytes have arrived, which {@link ArrivalSpin} asks. All connections share
  * one {@link MemoryBudget} for requests in flight.
  */
 public final class NbdServer implements AutoCloseable {
@@ -83,7 +86,10 @@ public final class NbdServer implements AutoCloseable {
     private final Export export;
     private final Options options;
     private final Consumer<String> log;
+    /** The TCP listener, or null on a Unix socket. */
     private final ServerSocketChannel listener;
+    /** The Unix-socket listener, or null on TCP (our own: its connections can tell {@link ArrivalSpin} what came). */
+    private final UnixServerSocket unixListener;
     private final SocketAddress bound;
     /** Free client slots ({@code shared} - connections being served). */
     private final Semaphore slots;
@@ -101,21 +107,28 @@ public final class NbdServer implements AutoCloseable {
         this.slots = new Semaphore(options.shared());
         this.memory = new MemoryBudget(options.maxBuffer(), Math.max(50, options.stallLimit().toMillis()),
                 this::disconnectStalled);
-        boolean unix = options.address() instanceof UnixDomainSocketAddress;
-        listener = ServerSocketChannel.open(unix ? StandardProtocolFamily.UNIX : familyOf(options.address()));
-        try {
-            if (!unix) {
-                listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+        if (options.address() instanceof UnixDomainSocketAddress u) {
+            listener = null;
+            try {
+                unixListener = UnixServerSocket.bind(u.getPath(), 128);
+            } catch (IOException e) {
+                throw new IOException("Failed to bind socket " + describe(u) + ": " + e.getMessage(), e);
             }
-            listener.bind(options.address(), 128);
-        } catch (IOException e) {
-            listener.close();
-            throw new IOException("Failed to bind socket " + describe(options.address()) + ": " + e.getMessage(), e);
+            bound = u;
+        } else {
+            unixListener = null;
+            listener = ServerSocketChannel.open(familyOf(options.address()));
+            try {
+                listener.setOption(StandardSocketOptions.SO_REUSEADDR, true);
+                listener.bind(options.address(), 128);
+            } catch (IOException e) {
+                listener.close();
+                throw new IOException("Failed to bind socket " + describe(options.address()) + ": " + e.getMessage(),
+                        e);
+            }
+            bound = listener.getLocalAddress();
         }
-        bound = listener.getLocalAddress();
-        if (bound instanceof InetSocketAddress) {
-            ArrivalSpin.loadBound(); // reads QCOW2J_NBD_SPIN_NS now: a bad value is named at start, not at the first client
-        }
+        ArrivalSpin.loadBound(); // reads QCOW2J_NBD_SPIN_NS now: a bad value is named at start, not at the first client
         acceptor = Thread.ofPlatform().name("nbd-accept").daemon().unstarted(this::acceptLoop);
     }
 
@@ -153,36 +166,29 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void acceptLoop() {
-        try {
-            while (!closing) {
-                slots.acquireUninterruptibly();
-                SocketChannel c;
-                try {
-                    c = listener.accept();
-                } catch (IOException e) {
-                    slots.release();
-                    if (!closing && !(e instanceof ClosedChannelException)) {
-                        log.accept("accept failed: " + e.getMessage());
-                        continue;
-                    }
-                    return;
+        while (!closing) {
+            slots.acquireUninterruptibly();
+            Transport c;
+            try {
+                c = unixListener != null ? Transport.unix(unixListener.accept()) : Transport.tcp(listener.accept());
+            } catch (IOException e) {
+                slots.release();
+                if (!closing && !(e instanceof ClosedChannelException)) {
+                    log.accept("accept failed: " + e.getMessage());
+                    continue;
                 }
-                if (!(bound instanceof UnixDomainSocketAddress)) {
-                    c.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                }
-                Connection conn = new Connection(c, export, options.tls(), memory, log);
-                connections.add(conn);
-                if (closing) {
-                    conn.close();
-                }
-                // A platform thread: its socket and file I/O are plain blocking system calls, where a virtual
-                // thread's cost a park, a poller or io_uring wake-up and an unpark each (measured: 178 us of
-                // server CPU per depth-1 read on a virtual thread, see docs/BENCHMARKS.md).
-                Thread.ofPlatform().name("nbd-connection").daemon().start(() -> serve(conn));
-                Thread.ofVirtual().name("nbd-handshake-timer").start(() -> handshakeTimer(conn));
+                return;
             }
-        } catch (IOException e) {
-            log.accept("accept failed: " + e.getMessage());
+            Connection conn = new Connection(c, export, options.tls(), memory, log);
+            connections.add(conn);
+            if (closing) {
+                conn.close();
+            }
+            // A platform thread: its socket and file I/O are plain blocking system calls, where a virtual
+            // thread's cost a park, a poller or io_uring wake-up and an unpark each (measured: 178 us of
+            // server CPU per depth-1 read on a virtual thread, see docs/BENCHMARKS.md).
+            Thread.ofPlatform().name("nbd-connection").daemon().start(() -> serve(conn));
+            Thread.ofVirtual().name("nbd-handshake-timer").start(() -> handshakeTimer(conn));
         }
     }
 
@@ -234,10 +240,14 @@ public final class NbdServer implements AutoCloseable {
             }
             closing = true;
         }
-        try {
-            listener.close();
-        } catch (IOException e) {
-            // already closed
+        if (unixListener != null) {
+            unixListener.close();
+        } else {
+            try {
+                listener.close();
+            } catch (IOException e) {
+                // already closed
+            }
         }
         for (Connection c : connections) {
             c.stop();

@@ -48,11 +48,14 @@ final class ReplyWriter {
     /** System.nanoTime() when the write in progress started, 0 when none is: how long a client has stalled us. */
     private volatile long writingSince;
 
-    /** {@code failed} is told (once) when a write fails; it should close the connection. */
-    ReplyWriter(GatheringByteChannel ch, Consumer<IOException> failed) {
+    /**
+     * {@code failed} is told (once) when a write fails; it should close the connection. {@code thread} makes
+     * the writer thread: virtual unless a write blocked on the socket would pin its carrier.
+     */
+    ReplyWriter(GatheringByteChannel ch, Consumer<IOException> failed, Thread.Builder thread) {
         this.ch = ch;
         this.failed = failed;
-        Thread.ofVirtual().name("nbd-replies").start(this::writeLoop);
+        thread.name("nbd-replies").start(this::writeLoop);
     }
 
     /** Queues {@code reply} for the writer thread; never blocks. */

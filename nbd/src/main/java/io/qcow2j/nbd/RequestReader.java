@@ -17,7 +17,7 @@ import java.nio.channels.ByteChannel;
  * <p>Before a read from the socket that may wait for the client (a header's: the client may be waiting for
  * our replies; a long payload's) it runs {@code beforeRead}: the connection writes the replies it holds then.
  * The rest of a short payload needs no such flush: a client always sends the whole request, replies or not.
- * Then, on a plain TCP connection, it spins a little for the request to come ({@link ArrivalSpin}).
+ * Then, on a plain (not TLS) connection, it spins a little for the request to come ({@link ArrivalSpin}).
  */
 final class RequestReader {
     private static final int SIZE = 64 << 10;

@@ -6,7 +6,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.ByteChannel;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.GatheringByteChannel;
-import java.nio.channels.SocketChannel;
 import java.util.concurrent.locks.ReentrantLock;
 import javax.net.ssl.SSLEngine;
 import javax.net.ssl.SSLEngineResult;
@@ -14,7 +13,7 @@ import javax.net.ssl.SSLEngineResult.HandshakeStatus;
 import javax.net.ssl.SSLException;
 
 /**
- * A blocking channel that speaks TLS over a connected {@link SocketChannel} (TCP or Unix socket alike) through
+ * A blocking channel that speaks TLS over a connected {@link Transport} (TCP or Unix socket alike) through
  * an {@link SSLEngine}: what the connection switches to after {@code NBD_OPT_STARTTLS} was acknowledged.
  *
  * <p>One thread reads (the connection's reader) while others write (replies): the engine allows wrap and
@@ -26,7 +25,7 @@ import javax.net.ssl.SSLException;
 final class TlsChannel implements ByteChannel, GatheringByteChannel {
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
 
-    private final SocketChannel ch;
+    private final Transport ch;
     private final SSLEngine engine;
     /** Reader side: ciphertext read from the socket, not yet unwrapped (in read mode between calls). */
     private ByteBuffer netIn;
@@ -37,7 +36,7 @@ final class TlsChannel implements ByteChannel, GatheringByteChannel {
     private final ReentrantLock readLock = new ReentrantLock();
     private final ReentrantLock writeLock = new ReentrantLock();
 
-    TlsChannel(SocketChannel ch, SSLEngine engine) {
+    TlsChannel(Transport ch, SSLEngine engine) {
         this.ch = ch;
         this.engine = engine;
         int packet = engine.getSession().getPacketBufferSize();

@@ -33,7 +33,7 @@ class ArrivalSpinTest {
     @Test
     void theSpinEndsOnArrivalOrWithinItsBoundAndStopsForASlowClient() throws IOException {
         Answers socket = new Answers();
-        ArrivalSpin spin = new ArrivalSpin(socket);
+        ArrivalSpin spin = new ArrivalSpin(socket::available);
         socket.available = 28;
         spin.await();
         assertThat(socket.calls).as("bytes there: one look").isEqualTo(1);

@@ -4,7 +4,6 @@ import static io.qcow2j.nbd.NbdProtocol.*;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.qcow2j.testsupport.Qemu;
-import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -64,7 +63,7 @@ class HostileClientsTest {
     @Test
     void aReadOnlyExportRefusesWritesWithEperm() throws Exception {
         Path img = Qemu.create(dir, "b.qcow2", null, "1M");
-        try (Served s = Served.start(img, 1, true, false, new InetSocketAddress("127.0.0.1", 0));
+        try (Served s = Served.start(img, 1, true, false, Served.address());
                 TestClient c = new TestClient(s.server.address()).connect(false)) {
             assertThat(c.flags & FLAG_READ_ONLY).isNotZero();
             assertThat(c.flags & (FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES)).isZero();
@@ -129,7 +128,7 @@ class HostileClientsTest {
     void clientsThatNeverReadShareTheServersBudgetAndAreCutOffWhenOthersStarve() throws Exception {
         Path img = Qemu.create(dir, "g.qcow2", null, "64M");
         long budget = 3 * NbdServer.MIN_BUFFER; // 99 MiB over all clients; each alone could hold 96 MiB
-        NbdServer.Options o = new NbdServer.Options(new InetSocketAddress("127.0.0.1", 0), 16, true,
+        NbdServer.Options o = new NbdServer.Options(Served.address(), 16, true,
                 Duration.ofSeconds(5)).withMaxBuffer(budget, Duration.ofSeconds(1));
         List<TestClient> stalled = new ArrayList<>();
         try (Served s = Served.start(img, o)) {

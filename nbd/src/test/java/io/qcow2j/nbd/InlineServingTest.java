@@ -10,7 +10,6 @@ import io.qcow2j.engine.ZeroFlag;
 import io.qcow2j.testsupport.Qemu;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -112,7 +111,7 @@ class InlineServingTest {
 
     private NbdServer serve(CountingDisk disk, List<String> log) throws IOException {
         Export e = new Export("", null, disk, false, false, Export.DetectZeroes.OFF, true);
-        return NbdServer.start(e, new NbdServer.Options(new InetSocketAddress("127.0.0.1", 0), 4, true,
+        return NbdServer.start(e, new NbdServer.Options(Served.address(), 4, true,
                 Duration.ofSeconds(5)), log::add);
     }
 

@@ -59,7 +59,7 @@ class RealClientsTest {
         Path img = Qemu.create(dir, "b.qcow2", "cluster_size=4096", "16M");
         Qemu.io(img, "write -P 0x5a 0 100k", "write -P 0x6b 8M 3M", "write -z 12M 1M");
         Path out = dir.resolve("out.raw");
-        try (Served s = Served.start(img, 1, true, false, new java.net.InetSocketAddress("127.0.0.1", 0))) {
+        try (Served s = Served.start(img, 1, true, false, Served.address())) {
             Qemu.img(dir, "convert", "-f", "raw", "-O", "raw", s.uri(), out.toString());
         }
         assertThat(Qemu.exec(dir, "qemu-img", "compare", "-f", "qcow2", "-F", "raw", img.toString(), out.toString())

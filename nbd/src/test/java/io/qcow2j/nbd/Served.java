@@ -6,6 +6,7 @@ import io.qcow2j.engine.Images;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -26,9 +27,22 @@ final class Served implements AutoCloseable {
         this.log = log;
     }
 
-    /** Serves {@code image} read/write, export "", persistent, {@code shared} clients, on 127.0.0.1. */
+    /** Serves {@code image} read/write, export "", persistent, {@code shared} clients, on {@link #address()}. */
     static Served start(Path image, int shared) throws IOException {
-        return start(image, shared, false, false, new InetSocketAddress("127.0.0.1", 0));
+        return start(image, shared, false, false, address());
+    }
+
+    /**
+     * Where the tests' servers listen: a free port on 127.0.0.1, or with {@code -Dqcow2j.test.nbd.unix=true}
+     * a new Unix socket, so that the same tests run over either transport.
+     */
+    static SocketAddress address() throws IOException {
+        if (!Boolean.getBoolean("qcow2j.test.nbd.unix")) {
+            return new InetSocketAddress("127.0.0.1", 0);
+        }
+        Path dir = Files.createTempDirectory("qcow2j-nbd-");
+        dir.toFile().deleteOnExit(); // the server removes its socket when it stops, so the folder is empty then
+        return NbdServer.unixSocket(dir.resolve("s.sock"));
     }
 
     static Served start(Path image, int shared, boolean readOnly, boolean discard, SocketAddress address)
