@@ -49,8 +49,6 @@ final class ClusterCompressor implements AutoCloseable {
     /** Heap buffers of the java.util.zip and zstd routes. */
     private final byte[] in;
     private final byte[] out;
-    /** Spares the compressor clusters it cannot shrink (random, encrypted, already compressed data). */
-    private final IncompressibleProbe probe = new IncompressibleProbe();
 
     private ClusterCompressor(CompressionType type, int clusterSize, boolean systemZlib) {
         this.type = type;
@@ -93,7 +91,7 @@ final class ClusterCompressor implements AutoCloseable {
      */
     byte[] compress(MemorySegment cluster) {
         int n = (int) cluster.byteSize();
-        if (n == clusterSize && probe.incompressible(cluster)) {
+        if (n == clusterSize && PROBES.get().incompressible(cluster)) {
             return null; // the compressor would fail on it, at about the cost of compressing text
         }
         if (zlib != null) {
@@ -157,6 +155,12 @@ final class ClusterCompressor implements AutoCloseable {
     /** One deflater per thread, reset per cluster: creating one allocates zlib's state each time. */
     private static final ThreadLocal<Deflater> DEFLATERS =
             ThreadLocal.withInitial(() -> new Deflater(LEVEL, true));
+    /**
+     * One probe per thread, as the deflaters: its table (256 KiB) and copy buffer would otherwise be
+     * allocated for every request (a compressor is opened per request); spares the compressor the clusters
+     * it cannot shrink (random, encrypted, already compressed data).
+     */
+    private static final ThreadLocal<IncompressibleProbe> PROBES = ThreadLocal.withInitial(IncompressibleProbe::new);
     private static final ThreadLocal<ZstdJavaCompressor> ZSTD = ThreadLocal.withInitial(ZstdJavaCompressor::new);
 
     private static int zstd(byte[] in, byte[] out, int limit) {
