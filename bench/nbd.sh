@@ -12,13 +12,19 @@
 #
 # Scenarios: 4 KiB random reads at depth 1 and 16, 4 KiB random writes at depth 16 (on a fully allocated
 # image), and 64 KiB sequential writes on a fresh image (timed: allocating until fio wraps around, then
-# overwrites); allocwrite64k (not in the default list) writes a fresh image once, every request allocating. nbdkit is the ceiling of this client and
+# overwrites); allocwrite64k (not in the default list) writes a fresh image once, every request allocating;
+# allocwrite64k-warm (not in the default list either) does the same on a fresh image of twice the size with
+# a server that has just written its first half (untimed), so that it measures a warm server's allocating
+# writes (for qcow2j: after the JIT's warm-up; allocwrite64k includes it). nbdkit is the ceiling of this client and
 # transport: its file plugin serves bytes with no format in between, the qcow2 file itself for the reads (a
 # fully allocated image is its data plus a little metadata), and for the writes a raw file of the same
 # virtual size (fully written, or new and sparse for the allocating writes), since writing the raw bytes of
 # a qcow2 file would break it. nbdkit-null (add it to --servers) is nbdkit's null plugin: no storage at all,
 # writes dropped and reads answered with zeros, so it measures what the client and the transport alone allow
-# (the most any server could reach). --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
+# (the most any server could reach). nbdkit-t1 (add it to --servers) is the file plugin with one thread per
+# connection (nbdkit -t 1): each request read, written and answered in turn on that thread, with no format in
+# between and no hand-off, the least work any server on this client and transport can do per request
+# (qcow2j serves inline the same way). --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
 # minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
@@ -68,10 +74,15 @@ start_server() {
   elif [ "$server" = nbdkit ]; then
     if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
     nbdkit -f "${addr[@]}" file "file=$img" 2> "$results/nbdkit.err" &
+  elif [ "$server" = nbdkit-t1 ]; then
+    # the same plugin with one thread per connection: each request read, written and answered in turn on
+    # that thread, the way qcow2j serves inline (no hand-off between threads)
+    if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
+    nbdkit -f -t 1 "${addr[@]}" file "file=$img" 2> "$results/nbdkit-t1.err" &
   elif [ "$server" = nbdkit-null ]; then
     # no storage at all (writes dropped, reads are zeros): what the client and the transport alone allow
     if [ "$transport" = unix ]; then addr=(-U "$work/sock"); else addr=(-i 127.0.0.1 -p 10899); fi
-    nbdkit -f "${addr[@]}" null "size=$size" 2> "$results/nbdkit-null.err" &
+    nbdkit -f "${addr[@]}" null "size=$(image_size "$scenario")" 2> "$results/nbdkit-null.err" &
   else
     qemu-nbd "${addr[@]}" -t -e 4 -f qcow2 --cache=writeback --aio=threads "$img" 2> "$results/qemu-nbd.err" &
   fi
@@ -83,14 +94,20 @@ start_server() {
   echo "bench/nbd.sh: $server did not start" >&2; exit 1
 }
 
+# image_size SCENARIO: the virtual size of its image (twice --size for allocwrite64k-warm)
+image_size() {
+  if [ "$1" = allocwrite64k-warm ]; then echo $((2 * $(numfmt --from=iec "$size"))); else echo "$size"; fi
+}
+
 # prepare SCENARIO IMAGE SERVER: a fully written image for the random scenarios, a fresh one for allocating
 # writes; nbdkit writes to a raw file of the same size instead (it would break the qcow2 file). Sets img.
 prepare() {
   img=$2
-  if [ "$3" = nbdkit ] && [ "$1" != "${1#*write}" ]; then img=$work/img.raw; fi
+  if [ "${3%-t1}" = nbdkit ] && [ "$1" != "${1#*write}" ]; then img=$work/img.raw; fi
   rm -f "$img"
-  if [ "$img" = "$2" ]; then qemu-img create -q -f qcow2 "$img" "$size"; else truncate -s "$size" "$img"; fi
-  if [ "$1" != seqwrite64k ] && [ "$1" != allocwrite64k ]; then qemu-io -f "$(case $img in *.raw) echo raw;; *) echo qcow2;; esac)" \
+  local isize; isize=$(image_size "$1")
+  if [ "$img" = "$2" ]; then qemu-img create -q -f qcow2 "$img" "$isize"; else truncate -s "$isize" "$img"; fi
+  if [ "$1" != seqwrite64k ] && [ "$1" != allocwrite64k ] && [ "$1" != allocwrite64k-warm ]; then qemu-io -f "$(case $img in *.raw) echo raw;; *) echo qcow2;; esac)" \
       -c "write -P 0x5a 0 $size" "$img" >/dev/null; fi
 }
 
@@ -102,10 +119,12 @@ run_fio() { # SCENARIO URI OUT
     randwrite4k-qd16) args=(--rw=randwrite --bs=4k --iodepth=16) ;;
     seqwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
     allocwrite64k) args=(--rw=write --bs=64k --iodepth=16) ;;
+    allocwrite64k-warm) args=(--rw=write --bs=64k --iodepth=16 --offset="$size")
+      fio --name=warm-up --ioengine=nbd --uri="$2" --rw=write --bs=64k --iodepth=16 --size="$size" >/dev/null ;;
   esac
   # allocwrite64k writes the fresh image once, every request allocating, however long that takes (a timed
   # run wraps around and overwrites: at 2 GB/s even 1 GiB is written in half a second)
-  [ "$1" = allocwrite64k ] || args+=(--runtime="$runtime" --time_based --ramp_time=1)
+  [ "${1%-warm}" = allocwrite64k ] || args+=(--runtime="$runtime" --time_based --ramp_time=1)
   fio --name="$1" --ioengine=nbd --uri="$2" "${args[@]}" --size="$size" \
       --output-format=json --output="$3" > /dev/null
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(round(j["read"]["iops"]+j["write"]["iops"]))' "$3"
@@ -126,7 +145,7 @@ for rep in $(seq "$reps"); do
         start_server "$server" "$transport" "$img"
         iops=$(run_fio "$scenario" "$uri" "$results/$scenario-$transport-$server-$rep.json")
         stop_server
-        if [ "$img" = "$work/img.qcow2" ] && [ "$server" != nbdkit ]; then
+        if [ "$img" = "$work/img.qcow2" ] && [ "${server%-t1}" != nbdkit ]; then
           qemu-img check -q "$img" || echo "bench/nbd.sh: image not clean after $server" >&2
         fi
         printf '%s\t%s\t%s\t%s\t%s\n' "$scenario" "$transport" "$server" "$rep" "$iops" >> "$tsv"
@@ -140,9 +159,9 @@ done
 python3 - "$tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit", "nbdkit-null", "qcow2j-b") if any(r["server"] == s for r in rows)]
+servers = [s for s in ("qemu-nbd", "qcow2j", "nbdkit", "nbdkit-t1", "nbdkit-null", "qcow2j-b") if any(r["server"] == s for r in rows)]
 keys = sorted({(r["scenario"], r["transport"]) for r in rows}, key=lambda k: (k[1], k[0]))
-ratios = [o for o in ("qemu-nbd", "nbdkit", "qcow2j-b") if o in servers and "qcow2j" in servers]
+ratios = [o for o in ("qemu-nbd", "nbdkit", "nbdkit-t1", "qcow2j-b") if o in servers and "qcow2j" in servers]
 print("| scenario | transport | " + " | ".join(s + " IOPS" for s in servers)
       + "".join(f" | qcow2j / {o}" for o in ratios) + " |")
 print("|---|---|" + "---:|" * (len(servers) + len(ratios)))
