@@ -4,26 +4,16 @@ import io.qcow2j.testsupport.Qemu;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.io.OutputStream;
-import java.lang.module.ModuleDescriptor;
-import java.lang.module.ModuleFinder;
-import java.lang.module.ModuleReference;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.FileTime;
 import java.time.Instant;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Deque;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
-import java.util.jar.JarEntry;
-import java.util.jar.JarOutputStream;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -41,8 +31,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 @Timeout(value = 300, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class LauncherStartupCacheTest {
-    private static final Path REPO = Path.of("").toAbsolutePath().getParent();
-
     @TempDir
     static Path tmp;
     static Path root;
@@ -53,46 +41,7 @@ class LauncherStartupCacheTest {
 
     @BeforeAll
     static void checkout() throws IOException {
-        root = tmp.resolve("checkout");
-        Files.createDirectories(root.resolve("scripts"));
-        Files.createDirectories(root.resolve("cli/target/lib"));
-        for (String f : List.of("qcow2j", "scripts/jdk.sh", "scripts/startup-cache.sh")) {
-            Files.copy(REPO.resolve(f), root.resolve(f), StandardCopyOption.COPY_ATTRIBUTES);
-        }
-        // cli/target as `mvn package` leaves it: the cli jar and its runtime modules in lib/
-        Map<String, Path> byModule = new HashMap<>();
-        Map<String, ModuleDescriptor> descriptors = new HashMap<>();
-        for (String entry : System.getProperty("jdk.module.path").split(java.io.File.pathSeparator)) {
-            Path p = Path.of(entry);
-            for (ModuleReference m : ModuleFinder.of(p).findAll()) {
-                byModule.putIfAbsent(m.descriptor().name(), p);
-                descriptors.putIfAbsent(m.descriptor().name(), m.descriptor());
-            }
-        }
-        Set<String> needed = new HashSet<>();
-        Deque<String> todo = new ArrayDeque<>(List.of("io.qcow2j.cli"));
-        while (!todo.isEmpty()) {
-            String name = todo.pop();
-            if (!byModule.containsKey(name) || !needed.add(name)) {
-                continue; // a JDK module, or seen
-            }
-            for (ModuleDescriptor.Requires r : descriptors.get(name).requires()) {
-                if (!r.modifiers().contains(ModuleDescriptor.Requires.Modifier.STATIC)) {
-                    todo.push(r.name());
-                }
-            }
-        }
-        assertThat(needed).contains("io.qcow2j.cli", "io.qcow2j.engine", "io.qcow2j.ffm");
-        for (String name : needed) {
-            Path from = byModule.get(name);
-            Path to = name.equals("io.qcow2j.cli") ? root.resolve("cli/target/qcow2j-cli.jar")
-                    : root.resolve("cli/target/lib/" + name + ".jar");
-            if (Files.isDirectory(from)) {
-                jar(from, to);
-            } else {
-                Files.copy(from, to);
-            }
-        }
+        root = LauncherCheckout.make(tmp.resolve("checkout"));
         cache = tmp.resolve("cache");
         work = Files.createDirectories(tmp.resolve("work"));
         image = Qemu.create(work, "disk.qcow2", "", "4M");
@@ -103,20 +52,6 @@ class LauncherStartupCacheTest {
         infoWithoutCache = off.out();
         assertThat(infoWithoutCache).contains("file format: qcow2");
         assertThat(cache).doesNotExist();
-    }
-
-    private static void jar(Path classes, Path jar) throws IOException {
-        List<Path> files;
-        try (Stream<Path> s = Files.walk(classes)) {
-            files = s.filter(Files::isRegularFile).sorted().toList();
-        }
-        try (OutputStream o = Files.newOutputStream(jar); JarOutputStream j = new JarOutputStream(o)) {
-            for (Path f : files) {
-                j.putNextEntry(new JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-                Files.copy(f, j);
-                j.closeEntry();
-            }
-        }
     }
 
     /** Runs the launcher with QCOW2J_AOT=mode (null: unset) and, with classLog, the JVM's class-loading log. */
