@@ -111,10 +111,15 @@ class HostileClientsTest {
     void aClientThatNeverReadsItsRepliesHoldsBoundedMemoryAndStallsOnlyItself() throws Exception {
         Path img = Qemu.create(dir, "d.qcow2", null, "64M");
         try (Served s = Served.start(img, 2); TestClient c = new TestClient(s.server.address()).connect(false)) {
-            // 512 reads of 32 MiB = 16 GiB of replies: far more than the test JVM's heap, if the server held them
+            // 512 reads of 32 MiB = 16 GiB of replies: far more than the test JVM's heap, if the server held them.
+            // Sent in one write: the server stops reading once two of them hold its memory, and on a Unix socket
+            // each write, however small, takes ~0.8 KiB of the socket's ~208 KiB send buffer, so 512 writes of 28
+            // bytes would block this client (as they should) and the test with it.
+            ByteBuffer requests = ByteBuffer.allocate(512 * REQUEST_HEADER);
             for (int i = 0; i < 512; i++) {
-                c.request(CMD_READ, 0, i, 0, MAX_PAYLOAD, null);
+                requests.put(TestClient.header(CMD_READ, 0, i, 0, MAX_PAYLOAD));
             }
+            Wire.writeFully(c.ch, requests.flip());
             Thread.sleep(500);
             stillServes(s);
             Runtime rt = Runtime.getRuntime();
