@@ -23,8 +23,8 @@
 # writes dropped and reads answered with zeros, so it measures what the client and the transport alone allow
 # (the most any server could reach). nbdkit-t1 (add it to --servers) is the file plugin with one thread per
 # connection (nbdkit -t 1): each request read, written and answered in turn on that thread, with no format in
-# between and no hand-off, the least work any server on this client and transport can do per request
-# (qcow2j serves inline the same way). --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
+# between and no hand-off, the least work per request of any server that stores the bytes (qcow2j serves
+# inline the same way). --smoke: 1 repetition of 3 s on a 256 MiB image, Unix socket only (about a
 # minute). Prints a Markdown table; raw fio JSON goes to bench/results/.
 set -euo pipefail
 root=$(dirname "$(readlink -f "$0")")/..
